@@ -1,0 +1,101 @@
+/* The generation engine: groups of G samples per prompt over a fixed number
+ * of KV-cache slots (continuous batching: a finished sequence frees its slot
+ * for the next one).
+ *
+ * Prefix sharing: a prompt is prefilled once into one slot and its KV is
+ * copied into the slots of the group's other samples, whose first tokens are
+ * all drawn from that single prefill's logits. When fewer free slots than
+ * samples remain, the group is admitted in parts, one prefill per part
+ * (never per sample while at least G slots exist).
+ *
+ * A sample's token t is drawn with u = Philox(seed, step, prompt_index,
+ * sample_index, t) (rollout/sampler.h), so completions do not depend on the
+ * slot count, the batch composition or the rank that ran them.
+ *
+ * Stops: a token in stop_ids (EOS; kept as the last token), a stop string in
+ * the decoded text (the token completing it is kept), max_new_tokens, or the
+ * slot's length limit (both "length", truncated). */
+#ifndef GRPO_ROLLOUT_ENGINE_H
+#define GRPO_ROLLOUT_ENGINE_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "rollout/sampler.h"
+#include "rollout/threads.h"
+
+/* What the engine needs from a model. rollout_policy_from_model (policy.h)
+ * wraps the transformer and its KV cache; tests use scripted policies. */
+typedef struct rollout_policy {
+  void *ctx;
+  int vocab;     /* width of a logits row */
+  int n_slots;   /* KV-cache slots */
+  int max_len;   /* tokens a slot can hold */
+  /* Empties a slot. */
+  int (*reset)(void *ctx, int slot, grpo_error *err);
+  /* Appends n tokens to a slot; logits of the last one into logits [vocab]. */
+  int (*append)(void *ctx, int slot, const int32_t *ids, int n, float *logits, grpo_error *err);
+  /* One token for each of n distinct slots; logits [n, vocab]. */
+  int (*step)(void *ctx, int n, const int *slots, const int32_t *ids, float *logits,
+              grpo_error *err);
+  /* The first n_tokens of slot src into each dst slot. */
+  int (*copy_prefix)(void *ctx, int src, const int *dst, int n_dst, int n_tokens, grpo_error *err);
+} rollout_policy;
+
+/* Turns a token into its text bytes (for stop strings); returns the length. */
+typedef int (*rollout_piece_fn)(void *ctx, int32_t id, char *buf, int cap);
+
+typedef struct rollout_engine_options {
+  rollout_sampling sampling;
+  int max_new_tokens;
+  uint64_t seed;
+  uint32_t step;                 /* training step: part of the RNG key */
+  const int32_t *stop_ids;       /* EOS and friends */
+  int n_stop_ids;
+  const char *const *stop_strings;
+  int n_stop_strings;            /* each at most 64 bytes */
+  rollout_piece_fn piece;        /* needed when n_stop_strings > 0 */
+  void *piece_ctx;
+  int vocab_limit;               /* tokenizer size (<= policy vocab); 0 = policy vocab */
+} rollout_engine_options;
+
+typedef struct rollout_group {
+  const int32_t *prompt;
+  int n_prompt;
+  int n_samples;
+  uint32_t prompt_index;         /* global index: part of the RNG key */
+} rollout_group;
+
+/* One completion. ids / logprobs / sampler_logprobs are caller buffers of at
+ * least max_new_tokens entries (sampler_logprobs may be NULL). */
+typedef struct rollout_output {
+  int32_t *ids;
+  float *logprobs;               /* full softmax at the temperature (see sampler.h) */
+  float *sampler_logprobs;
+  int n;
+  rollout_finish finish;
+  int truncated;                 /* ended by a length limit */
+  uint32_t prompt_index, sample_index;
+} rollout_output;
+
+typedef struct rollout_engine_stats {
+  long prefills;                 /* prefill calls */
+  long prefill_tokens;
+  long decode_steps;             /* batched step calls */
+  long decode_tokens;
+  double seconds;
+} rollout_engine_stats;
+
+typedef struct rollout_engine rollout_engine;
+
+/* Plans every buffer for the policy's slots and vocabulary. */
+int rollout_engine_create(rollout_engine **out, const rollout_policy *policy, grpo_error *err);
+void rollout_engine_free(rollout_engine *e);
+
+/* Generates n_samples completions for each group. outs has sum(n_samples)
+ * entries, group by group, sample by sample. */
+int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt,
+                            const rollout_group *groups, int n_groups, rollout_output *outs,
+                            rollout_engine_stats *stats, grpo_error *err);
+
+#endif
