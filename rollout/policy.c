@@ -1,0 +1,32 @@
+#include "rollout/policy.h"
+
+static int mp_reset(void *ctx, int slot, grpo_error *err) {
+  return model_kv_cache_reset(&((rollout_model_policy *)ctx)->cache, slot, err);
+}
+
+static int mp_append(void *ctx, int slot, const int32_t *ids, int n, float *logits, grpo_error *err) {
+  rollout_model_policy *mp = ctx;
+  return model_prefill(mp->model, &mp->cache, slot, ids, n, logits, err);
+}
+
+static int mp_step(void *ctx, int n, const int *slots, const int32_t *ids, float *logits,
+                   grpo_error *err) {
+  rollout_model_policy *mp = ctx;
+  return model_decode_step(mp->model, &mp->cache, n, slots, ids, logits, err);
+}
+
+static int mp_copy(void *ctx, int src, const int *dst, int n_dst, int n_tokens, grpo_error *err) {
+  return model_kv_cache_copy_prefix(&((rollout_model_policy *)ctx)->cache, src, dst, n_dst, n_tokens,
+                                    err);
+}
+
+int rollout_model_policy_init(rollout_model_policy *mp, rollout_policy *pol, model_transformer *m,
+                              const model_config *cfg, int n_slots, int max_len, grpo_error *err) {
+  mp->model = m;
+  int rc = model_kv_cache_init(&mp->cache, cfg, n_slots, max_len, err);
+  if (rc) return rc;
+  *pol = (rollout_policy){mp, cfg->vocab, n_slots, max_len, mp_reset, mp_append, mp_step, mp_copy};
+  return GRPO_OK;
+}
+
+void rollout_model_policy_free(rollout_model_policy *mp) { model_kv_cache_free(&mp->cache); }

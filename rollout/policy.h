@@ -1,0 +1,21 @@
+/* The rollout policy backed by the transformer: the engine's view of
+ * model_prefill / model_decode_step over a KV cache the policy owns. */
+#ifndef GRPO_ROLLOUT_POLICY_H
+#define GRPO_ROLLOUT_POLICY_H
+
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+#include "rollout/engine.h"
+
+typedef struct rollout_model_policy {
+  model_transformer *model;   /* planned with max_tokens >= max(n_slots, longest prompt)
+                                 and max_cache_len >= max_len */
+  model_kv_cache cache;
+} rollout_model_policy;
+
+/* Allocates the cache (n_slots x max_len) and fills *pol. */
+int rollout_model_policy_init(rollout_model_policy *mp, rollout_policy *pol, model_transformer *m,
+                              const model_config *cfg, int n_slots, int max_len, grpo_error *err);
+void rollout_model_policy_free(rollout_model_policy *mp);
+
+#endif
