@@ -8,24 +8,36 @@
 
 #define TAIL_CAP 256
 #define STOP_MAX 64
+#define TEXT_PER_TOKEN 16
 
+/* A decoding stream bound to a KV-cache slot. */
 typedef struct slot_state {
   int active;
-  int out;            /* index into outs */
-  int group;
-  int32_t pending;    /* token to feed at the next step */
-  int32_t *history;   /* prompt + generated, for the repetition penalty */
+  rollout_output *out;     /* where tokens go (a caller output, or the slot's own) */
+  rollout_output own;      /* parallel mode: buffers of max_len entries */
+  int max_new;
+  uint32_t key_c0;         /* RNG token coordinate = key_c0 + tokens so far */
+  const char *const *stops;
+  int n_stops;
+  int32_t pending;         /* token to feed at the next step */
+  int32_t *history;        /* context + generated, for the repetition penalty */
   int n_hist;
-  int cached;         /* tokens in the KV cache */
-  char tail[TAIL_CAP];/* last bytes of the text, for stop strings */
+  int cached;              /* tokens in the KV cache */
+  char tail[TAIL_CAP];     /* last bytes of the text, for stop strings */
   int tail_len;
+  char *text;              /* parallel mode: the decoded text of the stream */
+  int text_len;
+  int keep_text;
+  int traj, thread;        /* parallel mode: owner */
 } slot_state;
 
 struct rollout_engine {
   rollout_policy pol;
   slot_state *slots;
-  int32_t *history_mem;
-  float *logits;      /* [n_slots, vocab] */
+  int32_t *history_mem, *own_ids, *scratch_ids;
+  float *own_lp, *own_slp;
+  char *text_mem;
+  float *logits;           /* [n_slots, vocab] */
   int *step_slots;
   int32_t *step_ids;
   rollout_sampler_ws *ws;  /* one per OpenMP thread */
@@ -40,15 +52,21 @@ int rollout_engine_create(rollout_engine **out, const rollout_policy *policy, gr
   rollout_engine *e = calloc(1, sizeof *e);
   if (!e) return GRPO_FAIL(err, GRPO_ENOMEM, "rollout engine: out of memory");
   e->pol = *policy;
-  size_t S = (size_t)policy->n_slots, V = (size_t)policy->vocab;
+  size_t S = (size_t)policy->n_slots, V = (size_t)policy->vocab, L = (size_t)policy->max_len;
   e->slots = calloc(S, sizeof *e->slots);
-  e->history_mem = malloc(S * (size_t)policy->max_len * sizeof(int32_t));
+  e->history_mem = malloc(S * L * sizeof(int32_t));
+  e->own_ids = malloc(S * L * sizeof(int32_t));
+  e->own_lp = malloc(S * L * sizeof(float));
+  e->own_slp = malloc(S * L * sizeof(float));
+  e->text_mem = malloc(S * L * TEXT_PER_TOKEN);
+  e->scratch_ids = malloc(L * sizeof(int32_t));
   e->logits = malloc(S * V * sizeof(float));
   e->step_slots = malloc(S * sizeof(int));
   e->step_ids = malloc(S * sizeof(int32_t));
   e->n_ws = omp_get_max_threads();
   e->ws = calloc((size_t)e->n_ws, sizeof *e->ws);
-  int rc = (e->slots && e->history_mem && e->logits && e->step_slots && e->step_ids && e->ws)
+  int rc = (e->slots && e->history_mem && e->own_ids && e->own_lp && e->own_slp && e->text_mem &&
+            e->scratch_ids && e->logits && e->step_slots && e->step_ids && e->ws)
                ? GRPO_OK
                : GRPO_FAIL(err, GRPO_ENOMEM, "rollout engine: out of memory for %d slots", policy->n_slots);
   for (int i = 0; !rc && i < e->n_ws; i++) rc = rollout_sampler_ws_init(&e->ws[i], policy->vocab, err);
@@ -56,7 +74,14 @@ int rollout_engine_create(rollout_engine **out, const rollout_policy *policy, gr
     rollout_engine_free(e);
     return rc;
   }
-  for (size_t s = 0; s < S; s++) e->slots[s].history = e->history_mem + s * (size_t)policy->max_len;
+  for (size_t s = 0; s < S; s++) {
+    slot_state *st = &e->slots[s];
+    st->history = e->history_mem + s * L;
+    st->own.ids = e->own_ids + s * L;
+    st->own.logprobs = e->own_lp + s * L;
+    st->own.sampler_logprobs = e->own_slp + s * L;
+    st->text = e->text_mem + s * L * TEXT_PER_TOKEN;
+  }
   *out = e;
   return GRPO_OK;
 }
@@ -67,19 +92,30 @@ void rollout_engine_free(rollout_engine *e) {
   free(e->ws);
   free(e->slots);
   free(e->history_mem);
+  free(e->own_ids);
+  free(e->own_lp);
+  free(e->own_slp);
+  free(e->text_mem);
+  free(e->scratch_ids);
   free(e->logits);
   free(e->step_slots);
   free(e->step_ids);
   free(e);
 }
 
-/* Appends the token's text and reports whether a stop string now ends in it. */
-static int hits_stop_string(slot_state *s, const rollout_engine_options *opt, int32_t tok) {
-  if (opt->n_stop_strings == 0 || !opt->piece) return 0;
+/* Appends the token's text; reports whether a stop string now ends in it. */
+static int hits_stop_string(rollout_engine *e, slot_state *s, const rollout_engine_options *opt,
+                            int32_t tok) {
+  if (!opt->piece || (s->n_stops == 0 && !s->keep_text)) return 0;
   char piece[128];
   int n = opt->piece(opt->piece_ctx, tok, piece, (int)sizeof piece);
   if (n <= 0) return 0;
   if (n > TAIL_CAP / 2) n = TAIL_CAP / 2;
+  if (s->keep_text && s->text_len + n < e->pol.max_len * TEXT_PER_TOKEN) {
+    memcpy(s->text + s->text_len, piece, (size_t)n);
+    s->text_len += n;
+    s->text[s->text_len] = '\0';
+  }
   if (s->tail_len + n > TAIL_CAP) { /* keep the last STOP_MAX bytes */
     int keep = s->tail_len < STOP_MAX ? s->tail_len : STOP_MAX;
     memmove(s->tail, s->tail + s->tail_len - keep, (size_t)keep);
@@ -88,53 +124,135 @@ static int hits_stop_string(slot_state *s, const rollout_engine_options *opt, in
   int before = s->tail_len;
   memcpy(s->tail + s->tail_len, piece, (size_t)n);
   s->tail_len += n;
-  for (int k = 0; k < opt->n_stop_strings; k++) {
-    int L = (int)strlen(opt->stop_strings[k]);
+  for (int k = 0; k < s->n_stops; k++) {
+    int L = (int)strlen(s->stops[k]);
     if (L == 0 || L > s->tail_len) continue;
-    /* only matches that end inside the new bytes */
-    int first = before - L + 1;
+    int first = before - L + 1; /* only matches that end inside the new bytes */
     if (first < 0) first = 0;
     for (int at = first; at + L <= s->tail_len; at++)
-      if (memcmp(s->tail + at, opt->stop_strings[k], (size_t)L) == 0) return 1;
+      if (memcmp(s->tail + at, s->stops[k], (size_t)L) == 0) return 1;
   }
   return 0;
 }
 
-/* Records a sampled token; returns 1 when the sample is finished. */
-static int take_token(rollout_engine *e, slot_state *s, rollout_output *o,
-                      const rollout_engine_options *opt, const rollout_sample_result *r) {
-  o->ids[o->n] = r->token;
-  o->logprobs[o->n] = r->logprob;
-  if (o->sampler_logprobs) o->sampler_logprobs[o->n] = r->sampler_logprob;
-  o->n++;
-  s->history[s->n_hist++] = r->token;
-  s->pending = r->token;
-  for (int k = 0; k < opt->n_stop_ids; k++)
-    if (r->token == opt->stop_ids[k]) {
-      o->finish = ROLLOUT_FINISH_EOS;
-      return 1;
-    }
-  if (hits_stop_string(s, opt, r->token)) {
-    o->finish = ROLLOUT_FINISH_STOP;
-    return 1;
-  }
-  /* feeding the pending token needs one more cache row */
-  if (o->n >= opt->max_new_tokens || s->cached + 1 >= e->pol.max_len) {
-    o->finish = ROLLOUT_FINISH_LENGTH;
-    o->truncated = 1;
-    return 1;
-  }
-  return 0;
-}
-
-static void sample_into(rollout_engine *e, slot_state *s, rollout_output *o,
-                        const rollout_engine_options *opt, const float *logits, int vocab,
-                        rollout_sampler_ws *ws) {
+/* Draws the next token from a logits row; marks the stream inactive when it ends. */
+static void sample_into(rollout_engine *e, slot_state *s, const rollout_engine_options *opt,
+                        const float *logits, int vocab, rollout_sampler_ws *ws) {
+  rollout_output *o = s->out;
   rollout_sample_result r;
   double u = rollout_sampler_uniform(opt->seed, opt->step, o->prompt_index, o->sample_index,
-                                     (uint32_t)o->n);
+                                     s->key_c0 + (uint32_t)o->n);
   rollout_sample(logits, vocab, &opt->sampling, s->history, s->n_hist, u, ws, &r);
-  if (take_token(e, s, o, opt, &r)) s->active = 0;
+  o->ids[o->n] = r.token;
+  o->logprobs[o->n] = r.logprob;
+  if (o->sampler_logprobs) o->sampler_logprobs[o->n] = r.sampler_logprob;
+  o->n++;
+  if (s->n_hist < e->pol.max_len) s->history[s->n_hist++] = r.token;
+  s->pending = r.token;
+  for (int k = 0; k < opt->n_stop_ids; k++)
+    if (r.token == opt->stop_ids[k]) {
+      o->finish = ROLLOUT_FINISH_EOS;
+      s->active = 0;
+      return;
+    }
+  if (hits_stop_string(e, s, opt, r.token)) {
+    o->finish = ROLLOUT_FINISH_STOP;
+    s->active = 0;
+    return;
+  }
+  /* feeding the pending token needs one more cache row */
+  if (o->n >= s->max_new || s->cached + 1 >= e->pol.max_len) {
+    o->finish = ROLLOUT_FINISH_LENGTH;
+    o->truncated = 1;
+    s->active = 0;
+  }
+}
+
+static void stream_begin(slot_state *s, rollout_output *out, int max_new, uint32_t key_c0,
+                         const char *const *stops, int n_stops, const int32_t *context, int n_ctx,
+                         int keep_text) {
+  s->active = 1;
+  s->out = out;
+  s->max_new = max_new;
+  s->key_c0 = key_c0;
+  s->stops = stops;
+  s->n_stops = n_stops;
+  memcpy(s->history, context, sizeof(int32_t) * (size_t)n_ctx);
+  s->n_hist = n_ctx;
+  s->tail_len = 0;
+  s->text_len = 0;
+  s->keep_text = keep_text;
+  s->text[0] = '\0';
+}
+
+/* One batched decode step over every active slot; returns a status. */
+static int decode_step(rollout_engine *e, const rollout_engine_options *opt, int vocab,
+                       rollout_engine_stats *stats, grpo_error *err) {
+  const rollout_policy *pol = &e->pol;
+  int n = 0;
+  for (int s = 0; s < pol->n_slots; s++)
+    if (e->slots[s].active) {
+      e->step_slots[n] = s;
+      e->step_ids[n] = e->slots[s].pending;
+      n++;
+    }
+  if (n == 0) return GRPO_OK;
+  int rc = pol->step(pol->ctx, n, e->step_slots, e->step_ids, e->logits, err);
+  if (rc) return rc;
+  stats->decode_steps++;
+  stats->decode_tokens += n;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int i = 0; i < n; i++) {
+    slot_state *s = &e->slots[e->step_slots[i]];
+    s->cached++;
+    sample_into(e, s, opt, e->logits + (size_t)i * pol->vocab, vocab, &e->ws[omp_get_thread_num()]);
+  }
+  return GRPO_OK;
+}
+
+static int check_options(const rollout_engine *e, const rollout_engine_options *opt,
+                         const rollout_group *groups, int n_groups, grpo_error *err) {
+  int rc = rollout_sampling_validate(&opt->sampling, err);
+  if (rc) return rc;
+  if (opt->max_new_tokens <= 0)
+    return GRPO_FAIL(err, GRPO_EINVAL, "rollout.max_completion_length must be > 0, got %d",
+                     opt->max_new_tokens);
+  for (int k = 0; k < opt->n_stop_strings; k++)
+    if (strlen(opt->stop_strings[k]) > STOP_MAX)
+      return GRPO_FAIL(err, GRPO_EINVAL, "stop string %d is longer than %d bytes", k, STOP_MAX);
+  if (opt->n_stop_strings > 0 && !opt->piece)
+    return GRPO_FAIL(err, GRPO_EINVAL, "stop strings need a token-to-text callback");
+  for (int g = 0; g < n_groups; g++)
+    if (groups[g].n_prompt <= 0 || groups[g].n_prompt >= e->pol.max_len)
+      return GRPO_FAIL(err, GRPO_EINVAL, "prompt %u has %d tokens; the limit is %d",
+                       groups[g].prompt_index, groups[g].n_prompt, e->pol.max_len - 1);
+  return GRPO_OK;
+}
+
+static int vocab_of(const rollout_engine *e, const rollout_engine_options *opt) {
+  return opt->vocab_limit > 0 && opt->vocab_limit < e->pol.vocab ? opt->vocab_limit : e->pol.vocab;
+}
+
+/* Prefills a prompt once into free slots ids[0..k) (KV copied); the logits
+ * of its last token are left in e->logits. */
+static int prefill_shared(rollout_engine *e, const rollout_group *g, const int *ids, int k,
+                          rollout_engine_stats *stats, grpo_error *err) {
+  const rollout_policy *pol = &e->pol;
+  int rc = pol->reset(pol->ctx, ids[0], err);
+  if (!rc) rc = pol->append(pol->ctx, ids[0], g->prompt, g->n_prompt, e->logits, err);
+  if (rc) return rc;
+  stats->prefills++;
+  stats->prefill_tokens += g->n_prompt;
+  if (k > 1 && (rc = pol->copy_prefix(pol->ctx, ids[0], ids + 1, k - 1, g->n_prompt, err))) return rc;
+  for (int j = 0; j < k; j++) e->slots[ids[j]].cached = g->n_prompt;
+  return GRPO_OK;
+}
+
+static int free_slots(const rollout_engine *e, int *ids, int want) {
+  int n = 0;
+  for (int s = 0; s < e->pol.n_slots && n < want; s++)
+    if (!e->slots[s].active) ids[n++] = s;
+  return n;
 }
 
 int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt,
@@ -145,20 +263,11 @@ int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt
   memset(stats, 0, sizeof *stats);
   double t0 = grpo_now_seconds();
   const rollout_policy *pol = &e->pol;
-  int rc = rollout_sampling_validate(&opt->sampling, err);
+  int rc = check_options(e, opt, groups, n_groups, err);
   if (rc) return rc;
-  if (opt->max_new_tokens <= 0)
-    return GRPO_FAIL(err, GRPO_EINVAL, "rollout.max_completion_length must be > 0, got %d",
-                     opt->max_new_tokens);
-  for (int k = 0; k < opt->n_stop_strings; k++)
-    if (strlen(opt->stop_strings[k]) > STOP_MAX)
-      return GRPO_FAIL(err, GRPO_EINVAL, "stop string %d is longer than %d bytes", k, STOP_MAX);
-  const int vocab = opt->vocab_limit > 0 && opt->vocab_limit < pol->vocab ? opt->vocab_limit : pol->vocab;
+  const int vocab = vocab_of(e, opt);
   int total = 0;
   for (int g = 0; g < n_groups; g++) {
-    if (groups[g].n_prompt <= 0 || groups[g].n_prompt >= pol->max_len)
-      return GRPO_FAIL(err, GRPO_EINVAL, "prompt %u has %d tokens; the limit is %d",
-                       groups[g].prompt_index, groups[g].n_prompt, pol->max_len - 1);
     for (int j = 0; j < groups[g].n_samples; j++) {
       rollout_output *o = &outs[total + j];
       o->n = 0;
@@ -170,36 +279,21 @@ int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt
     total += groups[g].n_samples;
   }
   for (int s = 0; s < pol->n_slots; s++) e->slots[s].active = 0;
+  int *ids = e->step_slots; /* free-slot list during admission */
 
-  int next_group = 0, next_sample = 0, next_out = 0, active = 0;
-  while (next_group < n_groups || active > 0) {
-    /* ---- admit: one prefill per (part of a) group -------------------------- */
-    while (next_group < n_groups && active < pol->n_slots) {
+  int next_group = 0, next_sample = 0, next_out = 0;
+  for (;;) {
+    /* admit: one prefill per (part of a) group */
+    while (next_group < n_groups) {
       const rollout_group *g = &groups[next_group];
-      int free_n = pol->n_slots - active, want = g->n_samples - next_sample;
-      int k = want < free_n ? want : free_n;
-      int ids[1024];
-      if (k > (int)(sizeof ids / sizeof ids[0])) k = (int)(sizeof ids / sizeof ids[0]);
-      int n_free = 0;
-      for (int s = 0; s < pol->n_slots && n_free < k; s++)
-        if (!e->slots[s].active) ids[n_free++] = s;
-      if ((rc = pol->reset(pol->ctx, ids[0], err))) return rc;
-      if ((rc = pol->append(pol->ctx, ids[0], g->prompt, g->n_prompt, e->logits, err))) return rc;
-      stats->prefills++;
-      stats->prefill_tokens += g->n_prompt;
-      if (k > 1 && (rc = pol->copy_prefix(pol->ctx, ids[0], ids + 1, k - 1, g->n_prompt, err)))
-        return rc;
+      int k = free_slots(e, ids, g->n_samples - next_sample);
+      if (k == 0) break;
+      if ((rc = prefill_shared(e, g, ids, k, stats, err))) return rc;
       for (int j = 0; j < k; j++) {
         slot_state *s = &e->slots[ids[j]];
-        s->active = 1;
-        s->out = next_out + j;
-        s->group = next_group;
-        memcpy(s->history, g->prompt, sizeof(int32_t) * (size_t)g->n_prompt);
-        s->n_hist = g->n_prompt;
-        s->cached = g->n_prompt;
-        s->tail_len = 0;
-        sample_into(e, s, &outs[s->out], opt, e->logits, vocab, &e->ws[0]);
-        active += s->active;
+        stream_begin(s, &outs[next_out + j], opt->max_new_tokens, 0, opt->stop_strings,
+                     opt->n_stop_strings, g->prompt, g->n_prompt, 0);
+        sample_into(e, s, opt, e->logits, vocab, &e->ws[0]);
       }
       next_out += k;
       next_sample += k;
@@ -208,28 +302,213 @@ int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt
         next_sample = 0;
       }
     }
-    if (active == 0) continue;
-    /* ---- one decode step for every active slot ---------------------------- */
-    int n = 0;
-    for (int s = 0; s < pol->n_slots; s++)
-      if (e->slots[s].active) {
-        e->step_slots[n] = s;
-        e->step_ids[n] = e->slots[s].pending;
-        n++;
-      }
-    if ((rc = pol->step(pol->ctx, n, e->step_slots, e->step_ids, e->logits, err))) return rc;
-    stats->decode_steps++;
-    stats->decode_tokens += n;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) {
-      slot_state *s = &e->slots[e->step_slots[i]];
-      s->cached++;
-      sample_into(e, s, &outs[s->out], opt, e->logits + (size_t)i * pol->vocab, vocab,
-                  &e->ws[omp_get_thread_num()]);
-    }
-    active = 0;
+    int active = 0;
     for (int s = 0; s < pol->n_slots; s++) active += e->slots[s].active;
+    if (active == 0 && next_group >= n_groups) break;
+    if ((rc = decode_step(e, opt, vocab, stats, err))) return rc;
   }
   stats->seconds = grpo_now_seconds() - t0;
   return GRPO_OK;
+}
+
+/* ---- P-GRPO ------------------------------------------------------------------ */
+
+typedef struct traj_state {
+  int admitted, done;
+  int main_slot;           /* -1 before admission */
+  int main_busy;           /* a main stream is decoding */
+  uint64_t thread_busy;    /* bit k: thread k has a stream */
+} traj_state;
+
+/* Starts the stream for request r of trajectory t; returns a status. */
+static int start_request(rollout_engine *e, const rollout_engine_options *opt, traj_state *ts, int t, const rollout_tw_request *r, int slot, int vocab,
+                         rollout_engine_stats *stats, grpo_error *err) {
+  const rollout_policy *pol = &e->pol;
+  slot_state *s = &e->slots[slot];
+  int rc;
+  int n_ctx = r->n_prefix + r->n_suffix;
+  int32_t *ctx = e->scratch_ids;
+  memcpy(ctx, r->prefix, sizeof(int32_t) * (size_t)r->n_prefix);
+  memcpy(ctx + r->n_prefix, r->suffix, sizeof(int32_t) * (size_t)r->n_suffix);
+  int have;
+  if (r->thread < 0) {
+    have = s->cached; /* the main slot already holds the start of the combined view */
+  } else {
+    const slot_state *m = &e->slots[ts->main_slot];
+    have = m->cached < r->n_prefix ? m->cached : r->n_prefix;
+    if ((rc = pol->copy_prefix(pol->ctx, ts->main_slot, &slot, 1, have, err))) return rc;
+    s->cached = have;
+  }
+  if (have >= n_ctx) have = n_ctx - 1; /* the last context token must be fed for its logits */
+  if (have < s->cached) {
+    /* cannot rewind a slot: rebuild it from the shared prefix */
+    if ((rc = pol->reset(pol->ctx, slot, err))) return rc;
+    have = 0;
+  }
+  if ((rc = pol->append(pol->ctx, slot, ctx + have, n_ctx - have, e->logits, err))) return rc;
+  stats->prefills++;
+  stats->prefill_tokens += n_ctx - have;
+  s->cached = n_ctx;
+  rollout_output *o = &s->own;
+  o->n = 0;
+  o->finish = ROLLOUT_FINISH_LENGTH;
+  o->truncated = 0;
+  o->prompt_index = e->slots[ts->main_slot].own.prompt_index;
+  o->sample_index = e->slots[ts->main_slot].own.sample_index;
+  static const char *const stop_strs[2] = {"</Outlines>", "</Thread>"};
+  stream_begin(s, o, r->max_new > 0 ? r->max_new : 1, ((uint32_t)(r->thread + 1) << 24) + (uint32_t)n_ctx,
+               &stop_strs[r->thread < 0 ? 0 : 1], 1, ctx, n_ctx, 1);
+  s->traj = t;
+  s->thread = r->thread;
+  if (r->thread < 0)
+    ts->main_busy = 1;
+  else
+    ts->thread_busy |= (uint64_t)1 << r->thread;
+  sample_into(e, s, opt, e->logits, vocab, &e->ws[0]);
+  return GRPO_OK;
+}
+
+int rollout_engine_generate_parallel(rollout_engine *e, const rollout_engine_options *opt,
+                                     const rollout_tw_options *tw_opt, const rollout_group *groups,
+                                     int n_groups, rollout_tw *trajs, rollout_engine_stats *stats,
+                                     grpo_error *err) {
+  rollout_engine_stats local = {0};
+  if (!stats) stats = &local;
+  memset(stats, 0, sizeof *stats);
+  double t0 = grpo_now_seconds();
+  const rollout_policy *pol = &e->pol;
+  int rc = check_options(e, opt, groups, n_groups, err);
+  if (rc) return rc;
+  if (pol->n_slots < 2)
+    return GRPO_FAIL(err, GRPO_EINVAL, "parallel rollout needs at least 2 KV-cache slots, got %d",
+                     pol->n_slots);
+  if (!opt->piece)
+    return GRPO_FAIL(err, GRPO_EINVAL, "parallel rollout needs a token-to-text callback");
+  const int vocab = vocab_of(e, opt);
+  int total = 0;
+  for (int g = 0; g < n_groups; g++) total += groups[g].n_samples;
+  traj_state *ts = calloc((size_t)(total ? total : 1), sizeof *ts);
+  int *traj_group = malloc(sizeof(int) * (size_t)(total ? total : 1));
+  int *traj_sample = malloc(sizeof(int) * (size_t)(total ? total : 1));
+  if (!ts || !traj_group || !traj_sample) {
+    free(ts);
+    free(traj_group);
+    free(traj_sample);
+    return GRPO_FAIL(err, GRPO_ENOMEM, "parallel rollout: out of memory");
+  }
+  rollout_tw_options two = *tw_opt;
+  two.max_new_tokens = opt->max_new_tokens;
+  if (two.max_len <= 0 || two.max_len > pol->max_len) two.max_len = pol->max_len;
+  for (int g = 0, t = 0; g < n_groups; g++)
+    for (int j = 0; j < groups[g].n_samples; j++, t++) {
+      ts[t].main_slot = -1;
+      traj_group[t] = g;
+      traj_sample[t] = j;
+      if ((rc = rollout_tw_init(&trajs[t], &two, groups[g].prompt, groups[g].n_prompt, err))) {
+        for (int u = 0; u < t; u++) rollout_tw_free(&trajs[u]);
+        free(ts);
+        free(traj_group);
+        free(traj_sample);
+        return rc;
+      }
+    }
+  for (int s = 0; s < pol->n_slots; s++) e->slots[s].active = 0;
+  /* slot ownership: main slots are held by their trajectory until it ends */
+  int *owner = malloc(sizeof(int) * (size_t)pol->n_slots);
+  int *ids = malloc(sizeof(int) * (size_t)pol->n_slots);
+  if (!owner || !ids) rc = GRPO_FAIL(err, GRPO_ENOMEM, "parallel rollout: out of memory");
+  for (int s = 0; !rc && s < pol->n_slots; s++) owner[s] = -1;
+
+  int next = 0, remaining = total;
+  rollout_tw_request reqs[ROLLOUT_TW_MAX_THREADS];
+  while (!rc && remaining > 0) {
+    /* admit whole or partial groups, keeping one slot for threads */
+    while (next < total) {
+      int n_free = 0;
+      for (int s = 0; s < pol->n_slots; s++) n_free += owner[s] < 0 && !e->slots[s].active;
+      int g = traj_group[next], want = 0;
+      for (int t = next; t < total && traj_group[t] == g; t++) want++;
+      int k = want < n_free - 1 ? want : n_free - 1;
+      if (k <= 0) break;
+      int n = 0;
+      for (int s = 0; s < pol->n_slots && n < k; s++)
+        if (owner[s] < 0 && !e->slots[s].active) ids[n++] = s;
+      if ((rc = prefill_shared(e, &groups[g], ids, k, stats, err))) break;
+      for (int j = 0; j < k; j++) {
+        int t = next + j;
+        slot_state *s = &e->slots[ids[j]];
+        owner[ids[j]] = t;
+        ts[t].admitted = 1;
+        ts[t].main_slot = ids[j];
+        s->own.prompt_index = groups[g].prompt_index;
+        s->own.sample_index = (uint32_t)traj_sample[t];
+        /* the first main stream starts from the shared prefill's logits */
+        rollout_tw_pending(&trajs[t], reqs, 1);
+        s->own.n = 0;
+        s->own.finish = ROLLOUT_FINISH_LENGTH;
+        s->own.truncated = 0;
+        static const char *const outl[1] = {"</Outlines>"};
+        stream_begin(s, &s->own, reqs[0].max_new, (uint32_t)groups[g].n_prompt, outl, 1,
+                     groups[g].prompt, groups[g].n_prompt, 1);
+        s->traj = t;
+        s->thread = -1;
+        ts[t].main_busy = 1;
+        sample_into(e, s, opt, e->logits, vocab, &e->ws[0]);
+      }
+      next += k;
+    }
+    if (rc) break;
+    /* start streams for outstanding requests */
+    for (int t = 0; t < total && !rc; t++) {
+      if (!ts[t].admitted || ts[t].done) continue;
+      int n_req = rollout_tw_pending(&trajs[t], reqs, ROLLOUT_TW_MAX_THREADS);
+      for (int q = 0; q < n_req && !rc; q++) {
+        const rollout_tw_request *r = &reqs[q];
+        if (r->thread < 0) {
+          if (ts[t].main_busy) continue;
+          rc = start_request(e, opt, &ts[t], t, r, ts[t].main_slot, vocab, stats, err);
+        } else {
+          if (ts[t].thread_busy & ((uint64_t)1 << r->thread)) continue;
+          int slot = -1;
+          for (int s = 0; s < pol->n_slots && slot < 0; s++)
+            if (owner[s] < 0 && !e->slots[s].active) slot = s;
+          if (slot < 0) break; /* no slot now: later */
+          owner[slot] = -2;    /* held by a thread stream */
+          rc = start_request(e, opt, &ts[t], t, r, slot, vocab, stats, err);
+        }
+      }
+    }
+    if (rc) break;
+    /* streams that ended at their first token, or after this step */
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+      if (pass == 1 && (rc = decode_step(e, opt, vocab, stats, err))) break;
+      for (int sl = 0; sl < pol->n_slots && !rc; sl++) {
+        slot_state *s = &e->slots[sl];
+        int streaming = (owner[sl] == -2) || (owner[sl] >= 0 && ts[owner[sl]].main_busy);
+        if (s->active || !streaming) continue;
+        int t = s->traj;
+        rollout_output *o = &s->own;
+        rc = rollout_tw_complete(&trajs[t], s->thread, o->ids, o->logprobs, o->n, o->finish,
+                                 s->text, err);
+        if (s->thread < 0) {
+          ts[t].main_busy = 0;
+        } else {
+          ts[t].thread_busy &= ~((uint64_t)1 << s->thread);
+          owner[sl] = -1;
+        }
+        if (!rc && trajs[t].state == ROLLOUT_TW_DONE) {
+          ts[t].done = 1;
+          owner[ts[t].main_slot] = -1;
+          remaining--;
+        }
+      }
+    }
+  }
+  free(owner);
+  free(ids);
+  free(ts);
+  free(traj_group);
+  free(traj_sample);
+  stats->seconds = grpo_now_seconds() - t0;
+  return rc;
 }

@@ -98,4 +98,20 @@ int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt
                             const rollout_group *groups, int n_groups, rollout_output *outs,
                             rollout_engine_stats *stats, grpo_error *err);
 
+/* P-GRPO: n_samples ThreadWeaver trajectories per group (rollout/threads.h).
+ * The threads of every trajectory decode concurrently in the same batch as
+ * the main sequences; each thread starts from a copy of its trajectory's
+ * main-sequence KV (prefill only of the thread header), and the main
+ * sequence re-prefills the joined block after each join. One slot is always
+ * kept for threads, so at least two slots are needed. Draws are keyed by
+ * (seed, step, prompt, sample, position + (thread + 1) * 2^24), so
+ * trajectories do not depend on the batch layout either. trajs has
+ * sum(n_samples) entries, initialised here; free each with rollout_tw_free.
+ * opt's stop strings are not used (the state machine sets them); its stop
+ * ids end a segment as EOS. */
+int rollout_engine_generate_parallel(rollout_engine *e, const rollout_engine_options *opt,
+                                     const rollout_tw_options *tw_opt, const rollout_group *groups,
+                                     int n_groups, rollout_tw *trajs, rollout_engine_stats *stats,
+                                     grpo_error *err);
+
 #endif

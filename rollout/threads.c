@@ -24,10 +24,11 @@ static int text_append(rollout_tw *t, const char *s, grpo_error *err) {
 }
 
 /* Appends tokens to the combined view; returns 0 when they do not fit. */
-static int combined_append(rollout_tw *t, const int32_t *ids, int n, uint8_t trained) {
+static int combined_append(rollout_tw *t, const int32_t *ids, const float *lp, int n, uint8_t trained) {
   if (t->combined.n + n > t->opt.max_len) return 0;
   memcpy(t->combined.ids + t->combined.n, ids, sizeof *ids * (size_t)n);
   memset(t->combined.mask + t->combined.n, trained, (size_t)n);
+  for (int i = 0; i < n; i++) t->combined.logprob[t->combined.n + i] = trained && lp ? lp[i] : 0.0f;
   t->combined.n += n;
   return 1;
 }
@@ -37,7 +38,7 @@ static int append_orchestrated(rollout_tw *t, const char *s, grpo_error *err) {
   int32_t ids[64];
   int n = t->opt.encode(t->opt.encode_ctx, s, ids, 64);
   if (n < 0) return GRPO_FAIL(err, GRPO_EINVAL, "parallel rollout: cannot tokenize \"%s\"", s);
-  if (!combined_append(t, ids, n, 0)) {
+  if (!combined_append(t, ids, NULL, n, 0)) {
     t->truncated = 1;
     t->state = ROLLOUT_TW_DONE;
     t->finish = ROLLOUT_FINISH_LENGTH;
@@ -59,19 +60,22 @@ int rollout_tw_init(rollout_tw *t, const rollout_tw_options *opt, const int32_t 
                      n_prompt, opt->max_len);
   t->combined.ids = malloc(sizeof(int32_t) * (size_t)opt->max_len);
   t->combined.mask = malloc((size_t)opt->max_len);
-  for (int k = 0; k < t->opt.max_threads; k++)
+  t->combined.logprob = malloc(sizeof(float) * (size_t)opt->max_len);
+  for (int k = 0; k < t->opt.max_threads; k++) {
     t->thread_out[k] = malloc(sizeof(int32_t) * (size_t)opt->max_len);
+    t->thread_lp[k] = malloc(sizeof(float) * (size_t)opt->max_len);
+  }
   int pcre_err;
   PCRE2_SIZE at;
   t->regex = pcre2_compile((PCRE2_SPTR)OUTLINE_RE, PCRE2_ZERO_TERMINATED, 0, &pcre_err, &at, NULL);
   t->match = t->regex ? pcre2_match_data_create_from_pattern(t->regex, NULL) : NULL;
-  int ok = t->combined.ids && t->combined.mask && t->regex && t->match;
-  for (int k = 0; k < t->opt.max_threads; k++) ok = ok && t->thread_out[k];
+  int ok = t->combined.ids && t->combined.mask && t->combined.logprob && t->regex && t->match;
+  for (int k = 0; k < t->opt.max_threads; k++) ok = ok && t->thread_out[k] && t->thread_lp[k];
   if (!ok) {
     rollout_tw_free(t);
     return GRPO_FAIL(err, GRPO_ENOMEM, "parallel rollout: out of memory");
   }
-  combined_append(t, prompt, n_prompt, 0);
+  combined_append(t, prompt, NULL, n_prompt, 0);
   t->n_prompt = n_prompt;
   t->state = ROLLOUT_TW_SEQ;
   return text_append(t, "", err);
@@ -80,13 +84,16 @@ int rollout_tw_init(rollout_tw *t, const rollout_tw_options *opt, const int32_t 
 void rollout_tw_free(rollout_tw *t) {
   free(t->combined.ids);
   free(t->combined.mask);
+  free(t->combined.logprob);
   for (int i = 0; i < t->n_branches; i++) {
     free(t->branches[i].ids);
     free(t->branches[i].mask);
+    free(t->branches[i].logprob);
   }
   free(t->branches);
   for (int k = 0; k < ROLLOUT_TW_MAX_THREADS; k++) {
     free(t->thread_out[k]);
+    free(t->thread_lp[k]);
     free(t->thread_text[k]);
   }
   free(t->text);
@@ -177,9 +184,11 @@ static int record_branch(rollout_tw *t, int k, grpo_error *err) {
   rollout_tw_seq *b = &t->branches[t->n_branches];
   b->ids = malloc(sizeof(int32_t) * (size_t)n);
   b->mask = malloc((size_t)n);
-  if (!b->ids || !b->mask) {
+  b->logprob = calloc((size_t)n, sizeof(float));
+  if (!b->ids || !b->mask || !b->logprob) {
     free(b->ids);
     free(b->mask);
+    free(b->logprob);
     return GRPO_FAIL(err, GRPO_ENOMEM, "parallel rollout: out of memory");
   }
   memcpy(b->ids, t->combined.ids, sizeof(int32_t) * (size_t)t->thread_base);
@@ -188,6 +197,8 @@ static int record_branch(rollout_tw *t, int k, grpo_error *err) {
          sizeof(int32_t) * (size_t)t->thread_out_n[k]);
   memset(b->mask, 0, (size_t)(t->thread_base + t->thread_hdr_n[k]));
   memset(b->mask + t->thread_base + t->thread_hdr_n[k], 1, (size_t)t->thread_out_n[k]);
+  memcpy(b->logprob + t->thread_base + t->thread_hdr_n[k], t->thread_lp[k],
+         sizeof(float) * (size_t)t->thread_out_n[k]);
   b->n = n;
   t->n_branches++;
   return GRPO_OK;
@@ -199,8 +210,8 @@ static int join(rollout_tw *t, grpo_error *err) {
     char hdr[64];
     snprintf(hdr, sizeof hdr, "\n<Thread>\n%s:", t->thread_ids[k]);
     /* thread 1 is trained in the combined view; the others in their branch */
-    if (!combined_append(t, t->thread_hdr[k], t->thread_hdr_n[k], 0) ||
-        !combined_append(t, t->thread_out[k], t->thread_out_n[k], k == 0)) {
+    if (!combined_append(t, t->thread_hdr[k], NULL, t->thread_hdr_n[k], 0) ||
+        !combined_append(t, t->thread_out[k], t->thread_lp[k], t->thread_out_n[k], k == 0)) {
       finish(t, ROLLOUT_FINISH_LENGTH, 1);
       break;
     }
@@ -229,14 +240,14 @@ static int join(rollout_tw *t, grpo_error *err) {
   return GRPO_OK;
 }
 
-int rollout_tw_complete(rollout_tw *t, int thread, const int32_t *ids, int n, rollout_finish fin,
-                        const char *text, grpo_error *err) {
+int rollout_tw_complete(rollout_tw *t, int thread, const int32_t *ids, const float *logprobs, int n,
+                        rollout_finish fin, const char *text, grpo_error *err) {
   if (n < 0) return GRPO_FAIL(err, GRPO_EINVAL, "parallel rollout: negative token count");
   if (thread < 0) {
     if (t->state != ROLLOUT_TW_SEQ)
       return GRPO_FAIL(err, GRPO_EINVAL, "parallel rollout: main-sequence result while forked");
     t->generated += n;
-    if (!combined_append(t, ids, n, 1)) {
+    if (!combined_append(t, ids, logprobs, n, 1)) {
       finish(t, ROLLOUT_FINISH_LENGTH, 1);
       return GRPO_OK;
     }
@@ -264,6 +275,7 @@ int rollout_tw_complete(rollout_tw *t, int thread, const int32_t *ids, int n, ro
   int cap = t->opt.max_len;
   if (n > cap) n = cap;
   memcpy(t->thread_out[thread], ids, sizeof *ids * (size_t)n);
+  for (int i = 0; i < n; i++) t->thread_lp[thread][i] = logprobs ? logprobs[i] : 0.0f;
   t->thread_out_n[thread] = n;
   t->thread_fin[thread] = fin;
   t->thread_done[thread] = 1;

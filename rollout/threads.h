@@ -71,6 +71,7 @@ typedef struct rollout_tw_request {
 typedef struct rollout_tw_seq {
   int32_t *ids;
   uint8_t *mask;           /* 1: generated in this view (trained) */
+  float *logprob;          /* sampler logprob of generated tokens, 0 elsewhere */
   int n;
 } rollout_tw_seq;
 
@@ -93,6 +94,7 @@ typedef struct rollout_tw {
   int32_t thread_hdr[ROLLOUT_TW_MAX_THREADS][32];  /* "\n<Thread>\n{id}:" as tokens */
   int thread_hdr_n[ROLLOUT_TW_MAX_THREADS];
   int32_t *thread_out[ROLLOUT_TW_MAX_THREADS];      /* capacity opt.max_len each */
+  float *thread_lp[ROLLOUT_TW_MAX_THREADS];
   int thread_out_n[ROLLOUT_TW_MAX_THREADS];
   char *thread_text[ROLLOUT_TW_MAX_THREADS];        /* decoded output, kept until the join */
   int thread_done[ROLLOUT_TW_MAX_THREADS];
@@ -113,9 +115,10 @@ void rollout_tw_free(rollout_tw *t);
 int rollout_tw_pending(const rollout_tw *t, rollout_tw_request *reqs, int max);
 
 /* Hands back the result of request `thread` (-1 for the main sequence):
- * the generated ids, how it ended, and its decoded text. */
-int rollout_tw_complete(rollout_tw *t, int thread, const int32_t *ids, int n, rollout_finish fin,
-                        const char *text, grpo_error *err);
+ * the generated ids (the stop string's tokens included), their logprobs (may
+ * be NULL), how it ended, and the decoded text. */
+int rollout_tw_complete(rollout_tw *t, int thread, const int32_t *ids, const float *logprobs, int n,
+                        rollout_finish fin, const char *text, grpo_error *err);
 
 
 #endif

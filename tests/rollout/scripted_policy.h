@@ -18,6 +18,8 @@ typedef struct scripted {
   long appended, stepped;
   /* position -> forced token (-1 none) */
   int32_t force[512];
+  /* optional: the forced next token as a function of the whole sequence (-1 none) */
+  int32_t (*script)(const int32_t *seq, int n);
 } scripted;
 
 static void scripted_logits(const scripted *sp, const int32_t *seq, int n, float *out) {
@@ -28,6 +30,10 @@ static void scripted_logits(const scripted *sp, const int32_t *seq, int n, float
     out[v] = 4.0f * grpo_rng_u32_to_unit(w[0]) - 2.0f;
   }
   if (n < 512 && sp->force[n] >= 0) out[sp->force[n]] = 50.0f;
+  if (sp->script) {
+    int32_t f = sp->script(seq, n);
+    if (f >= 0 && f < sp->vocab) out[f] = 50.0f;
+  }
 }
 
 static int sp_reset(void *ctx, int slot, grpo_error *err) {

@@ -29,7 +29,7 @@ static void complete_text(rollout_tw *t, int thread, const char *text, rollout_f
   int32_t ids[4096];
   int n = to_ids(text, ids);
   grpo_error err = {0};
-  CHECK_EQ_INT(rollout_tw_complete(t, thread, ids, n, fin, text, &err), GRPO_OK);
+  CHECK_EQ_INT(rollout_tw_complete(t, thread, ids, NULL, n, fin, text, &err), GRPO_OK);
 }
 
 static rollout_tw_options opts(void) {
@@ -152,7 +152,7 @@ TEST(malformed_and_limits) {
   grpo_error err = {0};
   rollout_tw_init(&t, &o, prompt, 1, NULL);
   int32_t x = 'x';
-  CHECK_EQ_INT(rollout_tw_complete(&t, 3, &x, 1, ROLLOUT_FINISH_STOP, "x", &err), GRPO_EINVAL);
+  CHECK_EQ_INT(rollout_tw_complete(&t, 3, &x, NULL, 1, ROLLOUT_FINISH_STOP, "x", &err), GRPO_EINVAL);
   CHECK(strstr(err.msg, "thread 3") != NULL);
   rollout_tw_free(&t);
   CHECK_EQ_INT(rollout_tw_init(&t, &o, prompt, 0, &err), GRPO_EINVAL);
