@@ -20,6 +20,8 @@ typedef struct scripted {
   int32_t force[512];
   /* optional: the forced next token as a function of the whole sequence (-1 none) */
   int32_t (*script)(const int32_t *seq, int n);
+  /* optional: added to every logit (stands in for the model's weights) */
+  const float *bias;
 } scripted;
 
 static void scripted_logits(const scripted *sp, const int32_t *seq, int n, float *out) {
@@ -27,7 +29,7 @@ static void scripted_logits(const scripted *sp, const int32_t *seq, int n, float
   for (int v = 0; v < sp->vocab; v++) {
     uint32_t w[4];
     grpo_rng_u32x4(77, GRPO_RNG_TEST, (uint32_t)n, (uint32_t)a, (uint32_t)b, (uint32_t)v, w);
-    out[v] = 4.0f * grpo_rng_u32_to_unit(w[0]) - 2.0f;
+    out[v] = 4.0f * grpo_rng_u32_to_unit(w[0]) - 2.0f + (sp->bias ? sp->bias[v] : 0.0f);
   }
   if (n < 512 && sp->force[n] >= 0) out[sp->force[n]] = 50.0f;
   if (sp->script) {

@@ -1,0 +1,96 @@
+/* MPI rollout workers (distributed.mode: disaggregated).
+ *
+ * Ranks [0, T) train; ranks [T, N) generate. Trainer rank 0 is the only one
+ * that talks to the workers:
+ *
+ *   trainer 0                               worker w
+ *   rollout_broadcast_weights(v) ------>    (receives weights version v, whole)
+ *   rollout_dispatch(work) -- chunks --->   generate + score each chunk
+ *                           <-- results --  (pulls the next chunk when done)
+ *   rollout_shutdown_workers() -------->    rollout_worker_loop returns
+ *
+ * Weights travel by MPI_Bcast over a communicator of trainer rank 0 and the
+ * workers, announced by a control message naming the version; a work item
+ * names the version it needs and a worker refuses (error) to sample with
+ * another, so no sample ever comes from a half-received or stale model.
+ *
+ * Balance: groups are sorted by expected cost (prompt + G x max_new tokens)
+ * and handed out in chunks of about a quarter of a fair share; a worker asks
+ * for the next chunk when it sends its results, so a slow worker holds at
+ * most one chunk.
+ *
+ * Faults: a worker that fails sends its message to rank 0, which returns it
+ * as an error naming the rank (the caller then ends the job with MPI_Abort:
+ * no rank is left waiting). Completions are keyed by (prompt, sample) and
+ * drawn with keyed RNG, so the results equal a single-process run. */
+#ifndef GRPO_ROLLOUT_WORKER_H
+#define GRPO_ROLLOUT_WORKER_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+#include "rollout/engine.h"
+
+/* Scores one completion into rewards[n_rewards] (NaN = unscorable). */
+typedef int (*rollout_score_fn)(void *ctx, const char *gold, const int32_t *ids, int n,
+                                int truncated, float *rewards, grpo_error *err);
+
+typedef struct rollout_work {
+  uint32_t weight_version;
+  uint32_t step;
+  uint64_t seed;
+  rollout_sampling sampling;
+  int max_new_tokens;
+  int n_groups;
+  const rollout_group *groups;
+  const char *const *golds;      /* one per group (may be NULL: "") */
+} rollout_work;
+
+/* Where rank 0 collects results: arrays in group order (sum of n_samples
+ * entries). outs[i] has caller buffers of max_new_tokens entries. */
+typedef struct rollout_results {
+  rollout_output *outs;
+  float *rewards;                /* [total, n_rewards] */
+  int n_rewards;
+  double worker_seconds;         /* summed generation time over workers */
+  long worker_tokens;
+} rollout_results;
+
+/* The world layout: comm, trainer count T; workers are ranks T..size-1.
+ * Creates the weight communicator (collective over comm: every rank calls). */
+typedef struct rollout_cluster {
+  MPI_Comm comm;
+  MPI_Comm weights_comm;         /* rank 0 + workers; MPI_COMM_NULL on other trainers */
+  int rank, size, n_trainers;
+} rollout_cluster;
+
+int rollout_cluster_init(rollout_cluster *c, MPI_Comm comm, int n_trainers, grpo_error *err);
+void rollout_cluster_free(rollout_cluster *c);
+
+/* ---- trainer rank 0 ---------------------------------------------------------- */
+int rollout_broadcast_weights(const rollout_cluster *c, uint32_t version, float *weights, size_t n,
+                              grpo_error *err);
+int rollout_dispatch(const rollout_cluster *c, const rollout_work *w, rollout_results *res,
+                     grpo_error *err);
+int rollout_shutdown_workers(const rollout_cluster *c, grpo_error *err);
+
+/* ---- workers ------------------------------------------------------------------ */
+typedef struct rollout_worker_options {
+  rollout_engine *engine;
+  float *weights;                /* the buffer the policy samples with */
+  size_t n_weights;
+  const int32_t *stop_ids;
+  int n_stop_ids;
+  rollout_piece_fn piece;
+  void *piece_ctx;
+  int vocab_limit;
+  rollout_score_fn score;
+  void *score_ctx;
+  int n_rewards;
+} rollout_worker_options;
+
+/* Serves until shutdown. On a local failure it reports to rank 0 and
+ * returns the error. */
+int rollout_worker_loop(const rollout_cluster *c, const rollout_worker_options *o, grpo_error *err);
+
+#endif
