@@ -1,0 +1,224 @@
+#include "trainer/session.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checkpoints/ckpt.h"
+#include "checkpoints/hf_io.h"
+#include "core/log.h"
+#include "tasks/dataset.h"
+
+static int is_dir(const char *p) {
+  struct stat st;
+  return p && *p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int has_file(const char *dir, const char *name) {
+  char path[1200];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return stat(path, &st) == 0;
+}
+
+static int open_tokenizer(trainer_session *s, grpo_error *err) {
+  const grpo_config *c = s->cfg;
+  const char *path = c->tokenizer.path;
+  int kind = c->tokenizer.kind;
+  if ((!path || !*path) && is_dir(c->model.path) &&
+      (has_file(c->model.path, "tokenizer.json") || has_file(c->model.path, "vocab.json")))
+    path = c->model.path;
+  if (kind == GRPO_CFG_TOKENIZER_AUTO) kind = path && *path ? GRPO_CFG_TOKENIZER_HF : GRPO_CFG_TOKENIZER_BYTE;
+  if (kind == GRPO_CFG_TOKENIZER_BYTE) {
+    s->tokenizer_dir[0] = '\0';
+    return model_tokenizer_byte_level(&s->tok, err);
+  }
+  if (!path || !*path)
+    return GRPO_FAIL(err, GRPO_EINVAL,
+                     "tokenizer.kind is hf but neither tokenizer.path nor an HF model.path gives the files");
+  snprintf(s->tokenizer_dir, sizeof s->tokenizer_dir, "%s", path);
+  return model_tokenizer_load(path, &s->tok, err);
+}
+
+static int choose_chat(trainer_session *s, grpo_error *err) {
+  const grpo_config *c = s->cfg;
+  memset(&s->chat, 0, sizeof s->chat);
+  s->chat.enable_thinking = c->tokenizer.enable_thinking;
+  s->chat.system = c->tokenizer.system_prompt && *c->tokenizer.system_prompt ? c->tokenizer.system_prompt : NULL;
+  switch (c->tokenizer.chat_template) {
+    case GRPO_CFG_CHAT_NONE: s->chat.kind = MODEL_CHAT_RAW; return GRPO_OK;
+    case GRPO_CFG_CHAT_CHATML: s->chat.kind = MODEL_CHAT_CHATML; return GRPO_OK;
+    case GRPO_CFG_CHAT_QWEN3: s->chat.kind = MODEL_CHAT_QWEN3; return GRPO_OK;
+    case GRPO_CFG_CHAT_LLAMA3: s->chat.kind = MODEL_CHAT_LLAMA3; return GRPO_OK;
+    default: break;
+  }
+  const char *jinja = model_tokenizer_chat_template(s->tok);
+  if (!jinja) {
+    s->chat.kind = MODEL_CHAT_RAW;
+    return GRPO_OK;
+  }
+  int rc = model_chat_detect(jinja, &s->chat.kind, err);
+  if (rc) grpo_error_prefix(err, "tokenizer.chat_template: auto");
+  return rc;
+}
+
+/* The built-in model from the model section; its vocabulary covers the tokenizer. */
+static int builtin_model(trainer_session *s, grpo_error *err) {
+  const grpo_config *c = s->cfg;
+  model_config mc;
+  model_arch arch = c->model.arch == GRPO_CFG_ARCH_QWEN3   ? MODEL_ARCH_QWEN3
+                    : c->model.arch == GRPO_CFG_ARCH_LLAMA ? MODEL_ARCH_LLAMA
+                                                            : MODEL_ARCH_QWEN2;
+  model_config_defaults(&mc, arch);
+  mc.hidden = (int)c->model.hidden_size;
+  mc.n_layers = (int)c->model.num_layers;
+  mc.n_heads = (int)c->model.num_heads;
+  mc.n_kv_heads = (int)c->model.num_kv_heads;
+  mc.head_dim = mc.hidden / mc.n_heads;
+  mc.ffn = (int)c->model.intermediate_size;
+  int32_t n_ids = model_tokenizer_n_ids(s->tok);
+  mc.vocab = (n_ids + 63) / 64 * 64; /* padded rows are never sampled */
+  mc.max_pos = (int)c->model.max_position_embeddings;
+  mc.rope_theta = c->model.rope_theta;
+  mc.tie_embeddings = c->model.tie_word_embeddings;
+  int32_t eos = model_tokenizer_eos_id(s->tok);
+  mc.n_eos = 0;
+  if (eos >= 0) mc.eos_ids[mc.n_eos++] = eos;
+  mc.pad_id = model_tokenizer_pad_id(s->tok);
+  int rc = model_config_validate(&mc, "the model section of the config", err);
+  if (!rc) rc = model_params_init(&s->params, &mc, err);
+  if (!rc) model_params_init_random(&s->params, (uint64_t)c->seed, (float)c->model.init_std);
+  return rc;
+}
+
+static int load_weights(trainer_session *s, grpo_error *err) {
+  const char *path = s->cfg->model.path;
+  if (!path || !*path) return builtin_model(s, err);
+  if (is_dir(path)) return ckpt_hf_load(path, &s->params, err);
+  ckpt_reader *r;
+  int rc = ckpt_reader_open(&r, path, err);
+  if (rc) return rc;
+  rc = ckpt_load_params(r, &s->params, err);
+  ckpt_reader_close(r);
+  return rc;
+}
+
+int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_tokens,
+                         grpo_error *err) {
+  memset(s, 0, sizeof *s);
+  s->cfg = cfg;
+  s->be = grpo_backend_cpu();
+  if (cfg->model.device == GRPO_CFG_DEVICE_CUDA)
+    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
+                     "model.device: cuda is not available yet (the CUDA backend arrives with its issue); use cpu");
+  int rc = open_tokenizer(s, err);
+  if (!rc) rc = choose_chat(s, err);
+  if (!rc) rc = load_weights(s, err);
+  if (rc) {
+    trainer_session_close(s);
+    return rc;
+  }
+  if (model_tokenizer_n_ids(s->tok) > s->params.cfg.vocab) {
+    rc = GRPO_FAIL(err, GRPO_EINVAL, "the tokenizer has %d ids but the model's vocabulary is %d",
+                   model_tokenizer_n_ids(s->tok), s->params.cfg.vocab);
+    trainer_session_close(s);
+    return rc;
+  }
+  s->max_len = (int)(cfg->data.max_prompt_length + cfg->rollout.max_completion_length);
+  int slots = (int)cfg->rollout.max_batch_size;
+  model_plan_opts po = {0};
+  po.max_tokens = (int)cfg->data.max_prompt_length;
+  if (po.max_tokens < slots) po.max_tokens = slots;
+  if (po.max_tokens < train_tokens) po.max_tokens = train_tokens;
+  po.recompute = cfg->model.gradient_checkpointing;
+  po.max_cache_len = s->max_len;
+  rc = model_transformer_create(&s->model, &s->params, s->be, &po, err);
+  if (!rc) rc = rollout_model_policy_init(&s->mp, &s->policy, s->model, &s->params.cfg, slots, s->max_len, err);
+  if (!rc) rc = rollout_engine_create(&s->engine, &s->policy, err);
+  if (rc) {
+    trainer_session_close(s);
+    return rc;
+  }
+  /* stop ids: the tokenizer's EOS, the model's, and ChatML's end of turn */
+  int32_t cand[MODEL_MAX_EOS + 3];
+  int nc = 0;
+  cand[nc++] = model_tokenizer_eos_id(s->tok);
+  for (int i = 0; i < s->params.cfg.n_eos; i++) cand[nc++] = s->params.cfg.eos_ids[i];
+  cand[nc++] = model_tokenizer_find(s->tok, "<|im_end|>");
+  cand[nc++] = model_tokenizer_find(s->tok, "<|endoftext|>");
+  for (int i = 0; i < nc; i++) {
+    int dup = cand[i] < 0;
+    for (int j = 0; j < s->n_stop_ids; j++) dup |= s->stop_ids[j] == cand[i];
+    if (!dup) s->stop_ids[s->n_stop_ids++] = cand[i];
+  }
+  if (cfg->rollout.ignore_eos) s->n_stop_ids = 0;
+  GRPO_INFO("model: %s, %d layers, hidden %d, vocab %d, %zu parameters; tokenizer: %s",
+            s->params.cfg.model_type, s->params.cfg.n_layers, s->params.cfg.hidden,
+            s->params.cfg.vocab, s->params.total, s->tokenizer_dir[0] ? s->tokenizer_dir : "byte-level");
+  return GRPO_OK;
+}
+
+void trainer_session_close(trainer_session *s) {
+  rollout_engine_free(s->engine);
+  if (s->model) rollout_model_policy_free(&s->mp);
+  model_transformer_free(s->model);
+  model_params_free(&s->params);
+  model_tokenizer_free(s->tok);
+  memset(s, 0, sizeof *s);
+}
+
+int trainer_session_prompt(trainer_session *s, const char *question, model_ids *ids,
+                           grpo_error *err) {
+  const grpo_config *c = s->cfg;
+  size_t cap = strlen(c->tokenizer.prompt_template) + strlen(question) + 1;
+  char *user = malloc(cap);
+  if (!user) return GRPO_FAIL(err, GRPO_ENOMEM, "prompt: out of memory");
+  int rc = task_prompt_render(c->tokenizer.prompt_template, question, user, cap, err) < 0 ? GRPO_EINVAL : GRPO_OK;
+  if (rc) grpo_error_prefix(err, "tokenizer.prompt_template");
+  model_text text = {0};
+  if (!rc) {
+    model_chat_message msgs[2];
+    size_t n = 0;
+    if (s->chat.kind == MODEL_CHAT_RAW) {
+      rc = model_utf8_repair((const unsigned char *)user, strlen(user), 1, &text) < 0 ? GRPO_ENOMEM : GRPO_OK;
+    } else {
+      if (s->chat.system) msgs[n++] = (model_chat_message){"system", s->chat.system};
+      msgs[n++] = (model_chat_message){"user", user};
+      rc = model_chat_render(&s->chat, msgs, n, c->tokenizer.add_generation_prompt, &text, err);
+    }
+  }
+  if (!rc) rc = model_tokenizer_encode(s->tok, text.s ? text.s : "", text.n, ids, err);
+  model_text_free(&text);
+  free(user);
+  return rc;
+}
+
+int trainer_token_piece(void *ctx, int32_t id, char *buf, int cap) {
+  size_t len = 0;
+  const char *b = model_tokenizer_token_bytes((const model_tokenizer *)ctx, id, &len);
+  if (!b) return 0;
+  if (len > (size_t)cap) len = (size_t)cap;
+  memcpy(buf, b, len);
+  return (int)len;
+}
+
+void trainer_session_engine_options(const trainer_session *s, uint64_t seed, uint32_t step,
+                                    rollout_engine_options *o) {
+  const grpo_config *c = s->cfg;
+  memset(o, 0, sizeof *o);
+  o->sampling.temperature = (float)c->rollout.temperature;
+  o->sampling.top_p = (float)c->rollout.top_p;
+  o->sampling.top_k = (int)c->rollout.top_k;
+  o->sampling.min_p = (float)c->rollout.min_p;
+  o->sampling.repetition_penalty = (float)c->rollout.repetition_penalty;
+  o->max_new_tokens = (int)c->rollout.max_completion_length;
+  o->seed = seed;
+  o->step = step;
+  o->stop_ids = s->stop_ids;
+  o->n_stop_ids = s->n_stop_ids;
+  o->stop_strings = (const char *const *)c->rollout.stop_strings.items;
+  o->n_stop_strings = c->rollout.stop_strings.n;
+  o->piece = trainer_token_piece;
+  o->piece_ctx = s->tok;
+  o->vocab_limit = model_tokenizer_n_ids(s->tok);
+}

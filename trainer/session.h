@@ -1,0 +1,53 @@
+/* Everything a run needs, built from the resolved config once: the
+ * tokenizer and chat template, the policy weights (HF directory, grpo HDF5
+ * checkpoint, or the built-in model randomly initialised), the transformer
+ * with its activation plan, and the generation engine over a KV cache.
+ * `grpo train`, `grpo sft`, `grpo generate` and `grpo eval` all start here. */
+#ifndef GRPO_TRAINER_SESSION_H
+#define GRPO_TRAINER_SESSION_H
+
+#include "core/backend.h"
+#include "core/config.h"
+#include "model/chat_template.h"
+#include "model/params.h"
+#include "model/tokenizer.h"
+#include "model/transformer.h"
+#include "rollout/engine.h"
+#include "rollout/policy.h"
+
+typedef struct trainer_session {
+  const grpo_config *cfg;
+  model_tokenizer *tok;
+  model_chat_template chat;
+  char tokenizer_dir[1024];     /* source of tokenizer files ("" for the byte tokenizer) */
+  model_params params;
+  grpo_backend *be;
+  model_transformer *model;
+  int max_len;                  /* prompt + completion tokens a sequence may hold */
+  /* generation */
+  rollout_model_policy mp;
+  rollout_policy policy;
+  rollout_engine *engine;
+  int32_t stop_ids[MODEL_MAX_EOS + 4];
+  int n_stop_ids;
+} trainer_session;
+
+/* Opens a session. train_tokens: the largest packed training micro-batch
+ * the transformer must plan for (0: generation only). */
+int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_tokens,
+                         grpo_error *err);
+void trainer_session_close(trainer_session *s);
+
+/* The prompt for one question (prompt_template inside the chat template),
+ * tokenized and appended to ids. */
+int trainer_session_prompt(trainer_session *s, const char *question, model_ids *ids,
+                           grpo_error *err);
+
+/* Engine options from the config's rollout section and stop rules. */
+void trainer_session_engine_options(const trainer_session *s, uint64_t seed, uint32_t step,
+                                    rollout_engine_options *o);
+
+/* The token-to-text callback for stop strings (ctx: the tokenizer). */
+int trainer_token_piece(void *ctx, int32_t id, char *buf, int cap);
+
+#endif
