@@ -1,0 +1,76 @@
+/* Colocated GRPO on 2 ranks equals 1 rank: rank 0 then trains alone on
+ * MPI_COMM_SELF, and the final weights agree (up to the order of float sums
+ * in the gradient all-reduce). Also checks that the reward rises on 2 ranks. */
+#include <math.h>
+#include <mpi.h>
+#include <unistd.h>
+
+#include "train_common.h"
+
+static int g_rank;
+static char g_tmp[256];
+
+TEST(two_ranks_equal_one) {
+  char two[512], one[512], o2[600], o1[600];
+  snprintf(two, sizeof two, "%s/two", g_tmp);
+  snprintf(one, sizeof one, "%s/one", g_tmp);
+  snprintf(o2, sizeof o2, "output_dir=%s", two);
+  snprintf(o1, sizeof o1, "output_dir=%s", one);
+  grpo_error err = {0};
+  grpo_config cfg;
+  const char *e2[] = {o2, "trainer.max_steps=3", NULL};
+  CHECK_EQ_INT(train_config(&cfg, e2, &err), GRPO_OK);
+  trainer_summary s;
+  int rc = trainer_train(&cfg, MPI_COMM_WORLD, &s, &err);
+  CHECK_MSG(rc == GRPO_OK, "rank %d: %s", g_rank, err.msg);
+  grpo_config_free(&cfg);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (g_rank != 0) return;
+  const char *e1[] = {o1, "trainer.max_steps=3", NULL};
+  CHECK_EQ_INT(train_config(&cfg, e1, &err), GRPO_OK);
+  CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_SELF, NULL, &err), GRPO_OK);
+  grpo_config_free(&cfg);
+  model_params pa, pb;
+  CHECK_EQ_INT(final_weights(two, &pa, &err), GRPO_OK);
+  CHECK_EQ_INT(final_weights(one, &pb, &err), GRPO_OK);
+  double worst = 0;
+  for (size_t i = 0; i < pa.total; i++) worst = fmax(worst, fabs(pa.data[i] - pb.data[i]));
+  CHECK_MSG(worst < 1e-4, "largest weight difference %g", worst);
+  model_params_free(&pa);
+  model_params_free(&pb);
+}
+
+TEST(reward_rises_on_two_ranks) {
+  char dir[512], od[600];
+  snprintf(dir, sizeof dir, "%s/rises", g_tmp);
+  snprintf(od, sizeof od, "output_dir=%s", dir);
+  grpo_error err = {0};
+  grpo_config cfg;
+  const char *e[] = {od, "trainer.max_steps=16", NULL};
+  CHECK_EQ_INT(train_config(&cfg, e, &err), GRPO_OK);
+  trainer_summary s;
+  CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, &s, &err), GRPO_OK);
+  CHECK_MSG(s.reward_last > s.reward_first + 0.2, "reward %g -> %g", s.reward_first, s.reward_last);
+  grpo_config_free(&cfg);
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  int pid = (int)getpid();
+  MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  snprintf(g_tmp, sizeof g_tmp, "/tmp/grpo_train_mpi_%d", pid);
+  RUN(two_ranks_equal_one);
+  MPI_Barrier(MPI_COMM_WORLD);
+  RUN(reward_rises_on_two_ranks);
+  int failed = test_cases_failed_, any = 0;
+  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (g_rank == 0) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", g_tmp);
+    test_summary();
+  }
+  MPI_Finalize();
+  return any ? 1 : 0;
+}

@@ -1,0 +1,46 @@
+/* Shared by the training-loop tests: a tiny built-in model on the synthetic
+ * task with a length-shaping reward (signal from the first step, unlike the
+ * math reward on a random model), and a reader of final weights. */
+#ifndef GRPO_TESTS_TRAIN_COMMON_H
+#define GRPO_TESTS_TRAIN_COMMON_H
+
+#include "checkpoints/ckpt.h"
+#include "checkpoints/hf_io.h"
+#include "core/config.h"
+#include "test.h"
+#include "trainer/train.h"
+
+static const char *TRAIN_BASE[] = {
+    "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=1",
+    "model.intermediate_size=64", "data.task=arithmetic", "data.max_prompt_length=48",
+    "data.num_eval=8", "rollout.num_generations=8", "rollout.max_completion_length=24",
+    "rollout.max_batch_size=64",
+    "reward.functions=[{name: length, options: {mode: target, target_length: 4}}]",
+    "trainer.prompts_per_step=8", "trainer.max_tokens_per_microbatch=512", "optim.lr=0.01",
+    "checkpoint.every_steps=0", "logging.progress=false", "logging.level=warn"};
+#define N_TRAIN_BASE ((int)(sizeof TRAIN_BASE / sizeof TRAIN_BASE[0]))
+
+/* Loads the base config plus extra overrides (NULL-terminated). */
+static int train_config(grpo_config *cfg, const char *const *extra, grpo_error *err) {
+  const char *over[64];
+  int n = 0;
+  for (int i = 0; i < N_TRAIN_BASE; i++) over[n++] = TRAIN_BASE[i];
+  for (int i = 0; extra && extra[i]; i++) over[n++] = extra[i];
+  return grpo_config_load(cfg, NULL, n, over, err);
+}
+
+/* The model tensors of dir/checkpoints/latest into p. */
+static int final_weights(const char *dir, model_params *p, grpo_error *err) {
+  char ck[1024], path[1200];
+  snprintf(ck, sizeof ck, "%s/checkpoints", dir);
+  int64_t step;
+  int rc = ckpt_resolve(ck, 0, path, sizeof path, &step, err);
+  ckpt_reader *r;
+  if (!rc) rc = ckpt_reader_open(&r, path, err);
+  if (rc) return rc;
+  rc = ckpt_load_params(r, p, err);
+  ckpt_reader_close(r);
+  return rc;
+}
+
+#endif

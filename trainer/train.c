@@ -1,0 +1,1197 @@
+#include "trainer/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checkpoints/ckpt.h"
+#include "checkpoints/hf_io.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "optim/optim.h"
+#include "reward/registry.h"
+#include "tasks/arith.h"
+#include "tasks/dataset.h"
+#include "trainer/advantage.h"
+#include "trainer/loss.h"
+#include "trainer/metrics.h"
+#include "trainer/pack.h"
+#include "trainer/session.h"
+
+static volatile sig_atomic_t g_stop_signal;
+
+static void on_signal(int sig) { g_stop_signal = sig; }
+
+void trainer_install_signal_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- prompts ------------------------------------------------------------------ */
+
+typedef struct prompt_item {
+  const char *question, *gold, *solution;
+  uint64_t index;                /* global prompt index (RNG key, logs) */
+  task_arith_problem arith;      /* storage for the synthetic task */
+} prompt_item;
+
+typedef struct prompt_source {
+  int arithmetic;
+  task_arith_options arith;
+  uint64_t seed;
+  task_split split;
+  uint64_t counter;              /* arithmetic: next index */
+  task_dataset ds;
+  task_cursor cursor;
+  int have_ds;
+} prompt_source;
+
+static int mkdir_p(const char *path, grpo_error *err) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(buf, 0777) && errno != EEXIST)
+        return GRPO_FAIL(err, GRPO_EIO, "cannot create %s: %s", buf, strerror(errno));
+      *p = '/';
+    }
+  if (mkdir(buf, 0777) && errno != EEXIST)
+    return GRPO_FAIL(err, GRPO_EIO, "cannot create %s: %s", buf, strerror(errno));
+  return GRPO_OK;
+}
+
+static void arith_options(const grpo_config *c, task_arith_options *o) {
+  task_arith_default_options(o);
+  o->min_ops = (int)c->data.arith_min_ops;
+  o->max_ops = (int)c->data.arith_max_ops;
+  o->max_operand = (int)c->data.arith_max_operand;
+  const char *ops = c->data.arith_ops;
+  o->allow_sub = strchr(ops, '-') != NULL;
+  o->allow_mul = strchr(ops, '*') != NULL;
+  o->allow_div = strchr(ops, '/') != NULL;
+  o->allow_negative = c->data.arith_allow_negative;
+  o->max_abs_value = c->data.arith_max_abs_value;
+  o->eval_bucket_per_mille = (int)c->data.arith_eval_per_mille;
+}
+
+/* A JSONL file's layout: the built-in one named by its folder or file stem
+ * (…/gsm8k/test.jsonl, math500.jsonl), overridden by data.prompt_field /
+ * data.answer_field; otherwise question/answer fields. */
+static void layout_for(const grpo_config *c, const char *path, task_format *fmt) {
+  char buf[512], *stem, *dir;
+  snprintf(buf, sizeof buf, "%s", path);
+  char *slash = strrchr(buf, '/');
+  stem = slash ? slash + 1 : buf;
+  char *dot = strchr(stem, '.');
+  if (dot) *dot = 0;
+  int found = task_format_builtin(stem, fmt) == GRPO_OK;
+  if (!found && slash) {
+    *slash = 0;
+    dir = strrchr(buf, '/');
+    found = task_format_builtin(dir ? dir + 1 : buf, fmt) == GRPO_OK;
+  }
+  if (!found) {
+    memset(fmt, 0, sizeof *fmt);
+    snprintf(fmt->name, sizeof fmt->name, "jsonl");
+    snprintf(fmt->question_field, sizeof fmt->question_field, "question");
+    snprintf(fmt->answer_field, sizeof fmt->answer_field, "answer");
+    fmt->gold_rule = TASK_GOLD_FIELD;
+  }
+  if (c->data.prompt_field[0]) snprintf(fmt->question_field, sizeof fmt->question_field, "%s", c->data.prompt_field);
+  if (c->data.answer_field[0]) snprintf(fmt->answer_field, sizeof fmt->answer_field, "%s", c->data.answer_field);
+}
+
+static int source_open_train(prompt_source *ps, const grpo_config *c, grpo_error *err) {
+  memset(ps, 0, sizeof *ps);
+  ps->seed = (uint64_t)c->seed;
+  if (c->data.task == GRPO_CFG_TASK_ARITHMETIC) {
+    ps->arithmetic = 1;
+    ps->split = TASK_SPLIT_TRAIN;
+    arith_options(c, &ps->arith);
+    return task_arith_validate(&ps->arith, err);
+  }
+  if (!c->data.train_path[0])
+    return GRPO_FAIL(err, GRPO_EINVAL, "data.train_path is required when data.task is jsonl");
+  task_format fmt;
+  layout_for(c, c->data.train_path, &fmt);
+  int rc = task_dataset_load(&ps->ds, c->data.train_path, &fmt, err);
+  if (rc) return rc;
+  ps->have_ds = 1;
+  if (c->data.num_train > 0 && (size_t)c->data.num_train < ps->ds.n) {
+    for (size_t i = (size_t)c->data.num_train; i < ps->ds.n; i++) {
+      free(ps->ds.items[i].id);
+      free(ps->ds.items[i].question);
+      free(ps->ds.items[i].gold);
+      free(ps->ds.items[i].solution);
+    }
+    ps->ds.n = (size_t)c->data.num_train;
+  }
+  return task_cursor_init(&ps->cursor, ps->ds.n, ps->seed, c->data.shuffle);
+}
+
+/* data.sft_path: rows of {prompt_field (default "prompt"), completion_field}. */
+static int source_open_sft(prompt_source *ps, const grpo_config *c, grpo_error *err) {
+  memset(ps, 0, sizeof *ps);
+  ps->seed = (uint64_t)c->seed;
+  task_format fmt;
+  memset(&fmt, 0, sizeof fmt);
+  snprintf(fmt.name, sizeof fmt.name, "sft");
+  snprintf(fmt.question_field, sizeof fmt.question_field, "%s", c->data.prompt_field[0] ? c->data.prompt_field : "prompt");
+  snprintf(fmt.answer_field, sizeof fmt.answer_field, "%s", c->data.completion_field);
+  snprintf(fmt.solution_field, sizeof fmt.solution_field, "%s", c->data.completion_field);
+  fmt.gold_rule = TASK_GOLD_FIELD;
+  int rc = task_dataset_load(&ps->ds, c->data.sft_path, &fmt, err);
+  if (rc) return rc;
+  ps->have_ds = 1;
+  return task_cursor_init(&ps->cursor, ps->ds.n, ps->seed, c->data.shuffle);
+}
+
+static void source_close(prompt_source *ps) {
+  if (ps->have_ds) {
+    task_cursor_free(&ps->cursor);
+    task_dataset_free(&ps->ds);
+  }
+  memset(ps, 0, sizeof *ps);
+}
+
+/* The next n prompts (every rank draws the same ones). */
+static void source_next(prompt_source *ps, int n, prompt_item *out) {
+  for (int i = 0; i < n; i++) {
+    prompt_item *it = &out[i];
+    if (ps->arithmetic) {
+      it->index = ps->counter++;
+      task_arith_generate(&ps->arith, ps->seed, ps->split, it->index, &it->arith);
+      it->question = it->arith.question;
+      it->gold = it->arith.answer;
+      it->solution = it->arith.solution;
+    } else {
+      uint32_t k;
+      it->index = (uint64_t)ps->cursor.epoch * ps->ds.n + ps->cursor.index;
+      task_cursor_next(&ps->cursor, 1, &k);
+      it->question = ps->ds.items[k].question;
+      it->gold = ps->ds.items[k].gold;
+      it->solution = ps->ds.items[k].solution;
+    }
+  }
+}
+
+/* ---- evaluation sets ------------------------------------------------------------ */
+
+typedef struct eval_set {
+  char name[64];
+  int n;
+  prompt_item *items;
+  task_dataset ds;   /* JSONL sets own their strings here */
+} eval_set;
+
+static int eval_sets_open(const grpo_config *c, eval_set **out, int *n_out, grpo_error *err) {
+  *out = NULL;
+  *n_out = 0;
+  int n_sets = c->data.eval_paths.n + (c->data.task == GRPO_CFG_TASK_ARITHMETIC ? 1 : 0);
+  if (n_sets == 0) return GRPO_OK;
+  eval_set *sets = calloc((size_t)n_sets, sizeof *sets);
+  if (!sets) return GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
+  int k = 0, rc = GRPO_OK;
+  if (c->data.task == GRPO_CFG_TASK_ARITHMETIC) {
+    eval_set *s = &sets[k++];
+    snprintf(s->name, sizeof s->name, "arithmetic");
+    s->n = (int)(c->data.num_eval > 0 ? c->data.num_eval : 200);
+    s->items = calloc((size_t)s->n, sizeof *s->items);
+    if (!s->items) rc = GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
+    task_arith_options o;
+    arith_options(c, &o);
+    rc = task_arith_validate(&o, err);
+    for (int i = 0; !rc && i < s->n; i++) {
+      prompt_item *it = &s->items[i];
+      it->index = (uint64_t)i;
+      task_arith_generate(&o, (uint64_t)c->seed, TASK_SPLIT_EVAL, (uint64_t)i, &it->arith);
+      it->question = it->arith.question;
+      it->gold = it->arith.answer;
+    }
+  }
+  for (int p = 0; !rc && p < c->data.eval_paths.n; p++) {
+    eval_set *s = &sets[k++];
+    const char *path = c->data.eval_paths.items[p];
+    task_format fmt;
+    layout_for(c, path, &fmt);
+    snprintf(s->name, sizeof s->name, "%s", fmt.name[0] && strcmp(fmt.name, "jsonl") ? fmt.name : path);
+    rc = task_dataset_load(&s->ds, path, &fmt, err);
+    if (rc) break;
+    s->n = (int)s->ds.n;
+    if (c->data.num_eval > 0 && s->n > c->data.num_eval) s->n = (int)c->data.num_eval;
+    s->items = calloc((size_t)s->n, sizeof *s->items);
+    if (!s->items) {
+      rc = GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
+      break;
+    }
+    for (int i = 0; i < s->n; i++) {
+      s->items[i].index = (uint64_t)i;
+      s->items[i].question = s->ds.items[i].question;
+      s->items[i].gold = s->ds.items[i].gold;
+    }
+  }
+  *out = sets;
+  *n_out = k;
+  return rc;
+}
+
+static void eval_sets_close(eval_set *sets, int n) {
+  for (int i = 0; i < n; i++) {
+    free(sets[i].items);
+    if (sets[i].ds.items) task_dataset_free(&sets[i].ds);
+  }
+  free(sets);
+}
+
+/* ---- shared run state --------------------------------------------------------- */
+
+typedef struct run {
+  const grpo_config *cfg;
+  MPI_Comm comm;
+  int rank, world;
+  trainer_session s;
+  char out_dir[1024], ckpt_dir[1100];
+  optim_adamw opt;
+  optim_schedule sched;
+  trainer_packed pack;
+  int mb_tokens;
+  float *lp, *ent, *dlp, *dent, *old_buf;  /* per prediction of a micro-batch */
+  reward_registry *reg;
+  reward_scratch *rs;
+  trainer_metrics metrics;
+  long step;
+  prompt_source src;
+  eval_set *evals;
+  int n_evals;
+  /* reference policy (beta > 0) */
+  model_params ref_params;
+  model_transformer *ref_model;
+  float *ref_lp;
+} run;
+
+static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewards, grpo_error *err) {
+  memset(r, 0, sizeof *r);
+  r->cfg = cfg;
+  r->comm = comm;
+  MPI_Comm_rank(comm, &r->rank);
+  MPI_Comm_size(comm, &r->world);
+  grpo_log_set_rank(r->rank, r->world);
+  snprintf(r->out_dir, sizeof r->out_dir, "%s", cfg->output_dir);
+  snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->out_dir);
+  int rc = r->rank == 0 ? mkdir_p(r->ckpt_dir, err) : GRPO_OK;
+  MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
+  if (rc) return rc ? rc : GRPO_EIO;
+  r->mb_tokens = (int)cfg->trainer.max_tokens_per_microbatch;
+  rc = trainer_session_open(&r->s, cfg, r->mb_tokens, err);
+  if (rc) return rc;
+  int P = r->mb_tokens;
+  rc = trainer_packed_init(&r->pack, r->mb_tokens, P, TRAINER_LABELS_PARENT, err);
+  if (rc) return rc;
+  r->lp = malloc(sizeof(float) * (size_t)P);
+  r->ent = malloc(sizeof(float) * (size_t)P);
+  r->dlp = malloc(sizeof(float) * (size_t)P);
+  r->dent = malloc(sizeof(float) * (size_t)P);
+  r->old_buf = malloc(sizeof(float) * (size_t)P);
+  r->ref_lp = malloc(sizeof(float) * (size_t)P);
+  if (!r->lp || !r->ent || !r->dlp || !r->dent || !r->old_buf || !r->ref_lp)
+    return GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
+  rc = model_params_alloc_grad(&r->s.params, err);
+  if (rc) return rc;
+  /* optimizer groups from the parameter table */
+  model_params *p = &r->s.params;
+  optim_group *groups = malloc(sizeof *groups * (size_t)p->n);
+  size_t *offs = malloc(sizeof *offs * (size_t)p->n), *cnts = malloc(sizeof *cnts * (size_t)p->n);
+  const char **names = malloc(sizeof *names * (size_t)p->n);
+  if (!groups || !offs || !cnts || !names) rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
+  for (int i = 0; !rc && i < p->n; i++) {
+    offs[i] = p->info[i].offset;
+    cnts[i] = p->info[i].numel;
+    names[i] = p->info[i].name;
+  }
+  if (!rc) {
+    optim_groups_from_names(offs, cnts, names, p->n, groups);
+    rc = optim_adamw_init(&r->opt, r->s.be, p->total, groups, p->n, (float)cfg->optim.adam_beta1,
+                          (float)cfg->optim.adam_beta2, (float)cfg->optim.adam_epsilon,
+                          (float)cfg->optim.weight_decay, err);
+  }
+  free(groups);
+  free(offs);
+  free(cnts);
+  free(names);
+  if (rc) return rc;
+  r->sched.kind = cfg->optim.schedule == GRPO_CFG_SCHEDULE_LINEAR   ? OPTIM_SCHEDULE_LINEAR
+                  : cfg->optim.schedule == GRPO_CFG_SCHEDULE_COSINE ? OPTIM_SCHEDULE_COSINE
+                                                                    : OPTIM_SCHEDULE_CONSTANT;
+  r->sched.lr = cfg->optim.lr;
+  r->sched.warmup_steps = cfg->optim.warmup_steps;
+  r->sched.total_steps = cfg->trainer.max_steps;
+  r->sched.min_lr_ratio = cfg->optim.min_lr_ratio;
+  if (need_rewards) {
+    const grpo_reward_fn_list *fl = &cfg->reward.functions;
+    reward_spec specs[REWARD_MAX_FUNCTIONS];
+    reward_option opts[REWARD_MAX_FUNCTIONS][24];
+    char vals[REWARD_MAX_FUNCTIONS][2][32];
+    int n = fl->n;
+    if (n == 0) { /* the math verifier alone */
+      fl = NULL;
+      n = 1;
+    } else if (n > REWARD_MAX_FUNCTIONS) {
+      return GRPO_FAIL(err, GRPO_EINVAL, "reward.functions: at most %d functions", REWARD_MAX_FUNCTIONS);
+    }
+    for (int i = 0; i < n; i++) {
+      const char *name = fl ? fl->items[i].name : "math";
+      int no = 0;
+      int given = fl ? (fl->items[i].n_options < 20 ? fl->items[i].n_options : 20) : 0;
+      for (int k = 0; k < given; k++)
+        opts[i][no++] = (reward_option){fl->items[i].options[k].key, fl->items[i].options[k].value};
+      /* section-level keys become the function's options unless it sets them */
+#define IMPLIED(opt_name, fmt, value)                                                \
+  do {                                                                          \
+    int set_ = 0;                                                               \
+    for (int k_ = 0; k_ < given; k_++) set_ |= strcmp(opts[i][k_].key, opt_name) == 0; \
+    if (!set_) {                                                                \
+      snprintf(vals[i][nv], sizeof vals[i][nv], fmt, value);                    \
+      opts[i][no++] = (reward_option){opt_name, vals[i][nv++]};                      \
+    }                                                                           \
+  } while (0)
+      int nv = 0;
+      if (strcmp(name, "overlong") == 0)
+        IMPLIED("max_completion_length", "%ld", (long)cfg->rollout.max_completion_length);
+#undef IMPLIED
+      specs[i] = (reward_spec){name, fl ? fl->items[i].weight : 1.0, opts[i], no,
+                               fl ? fl->items[i].where : NULL};
+    }
+    rc = reward_registry_create(&r->reg, specs, n, err);
+    if (!rc) rc = reward_scratch_create(r->reg, &r->rs, err);
+    if (rc) return rc;
+  }
+  char path[1200];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", r->out_dir);
+  rc = trainer_metrics_open(&r->metrics, path, r->rank, err);
+  if (!rc && r->rank == 0) {
+    snprintf(path, sizeof path, "%s/config.yaml", r->out_dir);
+    rc = grpo_config_write_file(cfg, path, err);
+  }
+  if (!rc) rc = eval_sets_open(cfg, &r->evals, &r->n_evals, err);
+  return rc;
+}
+
+static void run_close(run *r) {
+  trainer_metrics_close(&r->metrics);
+  reward_scratch_free(r->rs);
+  reward_registry_free(r->reg);
+  optim_adamw_free(&r->opt);
+  trainer_packed_free(&r->pack);
+  free(r->lp);
+  free(r->ent);
+  free(r->dlp);
+  free(r->dent);
+  free(r->old_buf);
+  free(r->ref_lp);
+  model_transformer_free(r->ref_model);
+  model_params_free(&r->ref_params);
+  source_close(&r->src);
+  eval_sets_close(r->evals, r->n_evals);
+  trainer_session_close(&r->s);
+}
+
+/* ---- checkpoints ---------------------------------------------------------------- */
+
+static int save_checkpoint(run *r, grpo_error *err) {
+  int rc = GRPO_OK;
+  if (r->rank == 0) {
+    ckpt_writer *w;
+    const model_params *p = &r->s.params;
+    rc = ckpt_writer_begin(&w, r->ckpt_dir, r->step, (int)r->cfg->checkpoint.keep_last, err);
+    if (rc) goto done;
+    rc = ckpt_put_params(w, p, CKPT_F32, err);
+    for (int i = 0; !rc && r->cfg->checkpoint.save_optimizer && i < p->n; i++) {
+      const model_param_info *t = &p->info[i];
+      rc = ckpt_writer_put_tensor(w, CKPT_OPTIM_M, t->name, CKPT_F32, t->ndim, t->shape,
+                                  r->opt.m + t->offset, err);
+      if (!rc)
+        rc = ckpt_writer_put_tensor(w, CKPT_OPTIM_V, t->name, CKPT_F32, t->ndim, t->shape,
+                                    r->opt.v + t->offset, err);
+    }
+    if (!rc) rc = ckpt_writer_put_i64(w, "optim_step", r->opt.step, err);
+    if (!rc) rc = ckpt_writer_put_i64(w, "data_counter", (int64_t)r->src.counter, err);
+    if (!rc) rc = ckpt_writer_put_i64(w, "data_epoch", r->src.cursor.epoch, err);
+    if (!rc) rc = ckpt_writer_put_i64(w, "data_cursor", r->src.cursor.index, err);
+    uint64_t rng[2] = {(uint64_t)r->cfg->seed, (uint64_t)r->step};
+    if (!rc) rc = ckpt_writer_put_rng(w, rng, 2, err);
+    char *yaml = NULL;
+    if (!rc) rc = grpo_config_to_yaml(r->cfg, &yaml, NULL, err);
+    if (!rc) rc = ckpt_writer_put_meta(w, "config_yaml", yaml, err);
+    free(yaml);
+    char fp[32];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)model_tokenizer_fingerprint(r->s.tok));
+    if (!rc) rc = ckpt_writer_put_meta(w, "tokenizer_hash", fp, err);
+    if (rc)
+      ckpt_writer_abort(w);
+    else
+      rc = ckpt_writer_finish(w, err);
+    if (!rc) GRPO_INFO("checkpoint: %s/step_%08ld.h5", r->ckpt_dir, r->step);
+  }
+done:
+  MPI_Bcast(&rc, 1, MPI_INT, 0, r->comm);
+  if (rc && r->rank != 0) GRPO_FAIL(err, rc, "rank 0 failed to write the checkpoint");
+  return rc;
+}
+
+static int read_i64(ckpt_reader *rd, const char *name, int64_t *v, grpo_error *err) {
+  return ckpt_reader_get_i64(rd, name, v, err);
+}
+
+/* checkpoint.resume: auto (latest in this run's directory, if any), never, or a path. */
+static int maybe_resume(run *r, grpo_error *err) {
+  const char *mode = r->cfg->checkpoint.resume;
+  char path[1400];
+  if (strcmp(mode, "never") == 0) return GRPO_OK;
+  if (strcmp(mode, "auto") == 0) {
+    int64_t st;
+    grpo_error e2 = {0};
+    if (ckpt_resolve(r->ckpt_dir, CKPT_RESOLVE_VERIFY_ALL | (r->rank == 0 ? CKPT_RESOLVE_CLEAN_TMP : 0),
+                     path, sizeof path, &st, &e2))
+      return GRPO_OK; /* nothing to resume */
+  } else {
+    snprintf(path, sizeof path, "%s", mode);
+  }
+  ckpt_reader *rd;
+  int rc = ckpt_reader_open(&rd, path, err);
+  if (rc) return rc;
+  model_params *p = &r->s.params;
+  model_params loaded;
+  rc = ckpt_load_params(rd, &loaded, err);
+  if (!rc) {
+    rc = model_params_copy(p, &loaded, err);
+    model_params_free(&loaded);
+  }
+  for (int i = 0; !rc && i < p->n; i++) {
+    const model_param_info *t = &p->info[i];
+    if (ckpt_reader_find(rd, CKPT_OPTIM_M, t->name)) {
+      rc = ckpt_reader_read_named(rd, CKPT_OPTIM_M, t->name, CKPT_F32, r->opt.m + t->offset, t->numel, err);
+      if (!rc) rc = ckpt_reader_read_named(rd, CKPT_OPTIM_V, t->name, CKPT_F32, r->opt.v + t->offset, t->numel, err);
+    }
+  }
+  int64_t v;
+  if (!rc) r->step = ckpt_reader_step(rd);
+  if (!rc && !read_i64(rd, "optim_step", &v, NULL)) r->opt.step = v;
+  if (!rc && !read_i64(rd, "data_counter", &v, NULL)) r->src.counter = (uint64_t)v;
+  if (!rc && r->src.have_ds) {
+    int64_t ep = 0, ix = 0;
+    read_i64(rd, "data_epoch", &ep, NULL);
+    read_i64(rd, "data_cursor", &ix, NULL);
+    task_cursor_seek(&r->src.cursor, (uint32_t)ep, (uint32_t)ix);
+  }
+  ckpt_reader_close(rd);
+  if (rc) return grpo_error_prefix(err, "resuming from %s", path);
+  GRPO_INFO("resumed from %s at step %ld", path, r->step);
+  return GRPO_OK;
+}
+
+/* ---- training on packed micro-batches ------------------------------------------- */
+
+typedef struct seq_ref {
+  const int32_t *prompt;
+  int n_prompt;
+  const int32_t *completion;
+  int n_completion;
+  const float *sampler_lp;   /* per completion token, or NULL */
+  float advantage;
+  int trained;               /* 0: masked out (e.g. truncated with mask_truncated_completions) */
+} seq_ref;
+
+typedef struct train_accum {
+  trainer_loss_stats ls;
+  double loss;
+  double tokens;
+} train_accum;
+
+static trainer_loss_options loss_options(const grpo_config *c) {
+  trainer_loss_options o = {0};
+  o.loss_type = c->trainer.loss_type == GRPO_CFG_LOSS_GRPO      ? TRAINER_LOSS_GRPO
+                : c->trainer.loss_type == GRPO_CFG_LOSS_BNPO    ? TRAINER_LOSS_BNPO
+                : c->trainer.loss_type == GRPO_CFG_LOSS_DR_GRPO ? TRAINER_LOSS_DR_GRPO
+                                                                : TRAINER_LOSS_DAPO;
+  o.epsilon_low = (float)c->trainer.epsilon;
+  o.epsilon_high = (float)(c->trainer.epsilon_high >= 0 ? c->trainer.epsilon_high : c->trainer.epsilon);
+  o.delta = (float)c->trainer.delta;
+  o.dual_clip_c = (float)c->trainer.dual_clip_c;
+  o.sequence_level_is = c->trainer.importance_sampling_level == GRPO_CFG_IS_LEVEL_SEQUENCE;
+  o.beta = (float)c->trainer.beta;
+  o.kl = c->trainer.kl_estimator == GRPO_CFG_KL_K1   ? TRAINER_KL_K1
+         : c->trainer.kl_estimator == GRPO_CFG_KL_K2 ? TRAINER_KL_K2
+         : c->trainer.kl_estimator == GRPO_CFG_KL_K3 ? TRAINER_KL_K3
+                                                     : TRAINER_KL_K3_PLUS;
+  o.entropy_coef = (float)c->trainer.entropy_coef;
+  o.max_completion_length = (int)c->rollout.max_completion_length;
+  return o;
+}
+
+static trainer_is_mode is_mode(const grpo_config *c) {
+  switch (c->trainer.importance_sampling_mode) {
+    case GRPO_CFG_IS_TOKEN_TRUNCATE: return TRAINER_IS_TOKEN_TRUNCATE;
+    case GRPO_CFG_IS_TOKEN_MASK: return TRAINER_IS_TOKEN_MASK;
+    case GRPO_CFG_IS_SEQUENCE_TRUNCATE: return TRAINER_IS_SEQUENCE_TRUNCATE;
+    default: return TRAINER_IS_SEQUENCE_MASK;
+  }
+}
+
+/* Forward, loss and backward of the packed sequences first..last-1. */
+static int train_micro_batch(run *r, const seq_ref *seqs, int first, int last,
+                             const trainer_loss_norm *norm, int sft, train_accum *acc,
+                             grpo_error *err) {
+  trainer_packed *pk = &r->pack;
+  model_batch b = {pk->n_tokens, pk->ids, pk->pos, pk->tin, pk->tout, pk->n_pred, pk->pred_row,
+                   pk->pred_target, sft ? 1.0f : (float)r->cfg->rollout.temperature};
+  if (b.temperature <= 0) b.temperature = 1.0f;
+  const trainer_loss_options lo = loss_options(r->cfg);
+  int rc = GRPO_OK;
+  if (!sft && lo.beta != 0.0f) {
+    rc = model_forward(r->ref_model, &b, r->ref_lp, NULL, NULL, err);
+    if (rc) return rc;
+  }
+  rc = model_forward(r->s.model, &b, r->lp, r->ent, NULL, err);
+  if (rc) return rc;
+  if (sft) {
+    for (int k = 0; k < pk->n_pred; k++) {
+      acc->loss -= r->lp[k] / norm->n_tokens;
+      r->dlp[k] = (float)(-1.0 / norm->n_tokens);
+      acc->ls.entropy_sum += r->ent[k];
+    }
+    acc->tokens += pk->n_pred;
+    return model_backward(r->s.model, &b, r->dlp, NULL, err);
+  }
+  /* predictions of sequence i are contiguous and in order (packing order) */
+  int n_seq = last - first;
+  int *starts = malloc(sizeof(int) * (size_t)(n_seq + 1));
+  float *adv = malloc(sizeof(float) * (size_t)(n_seq + 1));
+  float *mask = malloc(sizeof(float) * (size_t)pk->n_pred + 1);
+  float *isw = malloc(sizeof(float) * (size_t)pk->n_pred + 1);
+  float *samp = malloc(sizeof(float) * (size_t)pk->n_pred + 1);
+  if (!starts || !adv || !mask || !isw || !samp) rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
+  int k = 0;
+  for (int i = 0; !rc && i < n_seq; i++) {
+    const seq_ref *sq = &seqs[first + i];
+    starts[i] = k;
+    adv[i] = sq->advantage;
+    for (int t = 0; t < sq->n_completion; t++, k++) {
+      mask[k] = sq->trained ? 1.0f : 0.0f;
+      samp[k] = sq->sampler_lp ? sq->sampler_lp[t] : r->lp[k];
+    }
+  }
+  if (!rc && k != pk->n_pred)
+    rc = GRPO_FAIL(err, GRPO_EINVAL, "trainer: %d predictions for %d completion tokens", pk->n_pred, k);
+  if (!rc) {
+    starts[n_seq] = k;
+    const float *is_weight = NULL;
+    if (r->cfg->trainer.importance_sampling_correction) {
+      /* the trainer's own logprobs before this update are the "old" ones */
+      trainer_is_weights(is_mode(r->cfg), (float)r->cfg->trainer.importance_sampling_clip_min,
+                         (float)r->cfg->trainer.importance_sampling_clip_max, n_seq, starts, r->lp,
+                         samp, mask, isw);
+      is_weight = isw;
+    }
+    trainer_loss_batch lb = {n_seq, starts, adv, r->lp, NULL, lo.beta != 0.0f ? r->ref_lp : NULL,
+                             is_weight, r->ent, mask};
+    acc->loss += trainer_grpo_loss(&lo, norm, &lb, r->dlp, r->dent, &acc->ls);
+    rc = model_backward(r->s.model, &b, r->dlp, lo.entropy_coef != 0.0f ? r->dent : NULL, err);
+  }
+  free(starts);
+  free(adv);
+  free(mask);
+  free(isw);
+  free(samp);
+  return rc;
+}
+
+/* Packs sequences into micro-batches and trains on each. */
+static int train_sequences(run *r, const seq_ref *seqs, int n, const trainer_loss_norm *norm, int sft,
+                           train_accum *acc, grpo_error *err) {
+  int first = 0, rc = GRPO_OK;
+  trainer_packed_clear(&r->pack);
+  uint8_t *maskbuf = malloc((size_t)r->mb_tokens + 1);
+  int32_t *tokbuf = malloc(sizeof(int32_t) * ((size_t)r->mb_tokens + 1));
+  if (!maskbuf || !tokbuf) rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
+  for (int i = 0; !rc && i <= n; i++) {
+    if (i < n) {
+      const seq_ref *sq = &seqs[i];
+      int len = sq->n_prompt + sq->n_completion;
+      if (len > r->mb_tokens) {
+        rc = GRPO_FAIL(err, GRPO_EINVAL,
+                       "a sequence of %d tokens does not fit trainer.max_tokens_per_microbatch = %d",
+                       len, r->mb_tokens);
+        break;
+      }
+      memcpy(tokbuf, sq->prompt, sizeof(int32_t) * (size_t)sq->n_prompt);
+      memcpy(tokbuf + sq->n_prompt, sq->completion, sizeof(int32_t) * (size_t)sq->n_completion);
+      memset(maskbuf, 0, (size_t)sq->n_prompt);
+      memset(maskbuf + sq->n_prompt, 1, (size_t)sq->n_completion); /* predicted; the loss mask is separate */
+      grpo_error e2 = {0};
+      int prc = trainer_pack_sequence(&r->pack, tokbuf, len, maskbuf, i, &e2);
+      if (prc == GRPO_OK) continue;
+      if (prc != GRPO_EBUDGET) {
+        rc = prc;
+        *err = e2;
+        break;
+      }
+    }
+    if (r->pack.n_tokens > 0) {
+      rc = train_micro_batch(r, seqs, first, i, norm, sft, acc, err);
+      trainer_packed_clear(&r->pack);
+      first = i;
+      if (i < n) i--; /* retry this sequence in the next micro-batch */
+    }
+  }
+  free(maskbuf);
+  free(tokbuf);
+  return rc;
+}
+
+/* All-reduce, clip and step. Returns 1 when the step was skipped (non-finite). */
+static int optimizer_step(run *r, double *grad_norm, double *lr, grpo_error *err) {
+  model_params *p = &r->s.params;
+  int rc = optim_allreduce_sum(p->grad, p->total, r->comm, 0, err);
+  if (rc) return -rc;
+  double norm = optim_grad_norm(r->s.be, p->grad, p->total);
+  *grad_norm = norm;
+  *lr = optim_lr_at(&r->sched, r->opt.step + 1);
+  if (!isfinite(norm)) {
+    model_params_zero_grad(p);
+    return 1;
+  }
+  optim_adamw_step(&r->opt, p->data, p->grad, *lr, optim_clip_factor(norm, r->cfg->optim.max_grad_norm));
+  model_params_zero_grad(p);
+  return 0;
+}
+
+/* ---- evaluation ----------------------------------------------------------------- */
+
+/* Greedy (or eval_temperature) accuracy of every eval set, by the math verifier. */
+static int evaluate(run *r, double *mean_acc, grpo_error *err) {
+  *mean_acc = -1;
+  if (r->n_evals == 0 || !r->reg) return GRPO_OK;
+  const grpo_config *c = r->cfg;
+  rollout_engine_options eo;
+  trainer_session_engine_options(&r->s, (uint64_t)c->seed + 7919, 0, &eo);
+  eo.sampling.temperature = (float)c->trainer.eval_temperature;
+  int G = (int)c->trainer.eval_num_generations;
+  double acc_sum = 0;
+  const reward_spec math = {"math", 1.0, NULL, 0, NULL};
+  reward_registry *mreg = NULL;
+  reward_scratch *ms = NULL;
+  int rc = reward_registry_create(&mreg, &math, 1, err);
+  if (!rc) rc = reward_scratch_create(mreg, &ms, err);
+  int chunk = (int)c->rollout.max_batch_size / G;
+  if (chunk < 1) chunk = 1;
+  rollout_group *groups = calloc((size_t)chunk, sizeof *groups);
+  model_ids *ids = calloc((size_t)chunk, sizeof *ids);
+  rollout_output *outs = calloc((size_t)chunk * G, sizeof *outs);
+  int32_t *tok = malloc(sizeof(int32_t) * (size_t)chunk * G * eo.max_new_tokens);
+  float *lps = malloc(sizeof(float) * (size_t)chunk * G * eo.max_new_tokens);
+  if (!rc && (!groups || !ids || !outs || !tok || !lps)) rc = GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
+  for (int i = 0; !rc && i < chunk * G; i++) {
+    outs[i].ids = tok + (size_t)i * eo.max_new_tokens;
+    outs[i].logprobs = lps + (size_t)i * eo.max_new_tokens;
+  }
+  for (int e = 0; !rc && e < r->n_evals; e++) {
+    eval_set *set = &r->evals[e];
+    double correct = 0, total = 0;
+    /* rank r evaluates items r, r + world, ... */
+    int mine = 0;
+    int *idx = malloc(sizeof(int) * (size_t)(set->n + 1));
+    for (int i = r->rank; i < set->n; i += r->world) idx[mine++] = i;
+    for (int first = 0; !rc && first < mine; first += chunk) {
+      int ng = mine - first < chunk ? mine - first : chunk, used = 0;
+      for (int g = 0; !rc && g < ng; g++) {
+        const prompt_item *it = &set->items[idx[first + g]];
+        ids[used].n = 0;
+        rc = trainer_session_prompt(&r->s, it->question, &ids[used], err);
+        if (rc || (long)ids[used].n > c->data.max_prompt_length) {
+          rc = GRPO_OK;
+          continue; /* too long: scored as wrong */
+        }
+        groups[used] = (rollout_group){ids[used].ids, (int)ids[used].n, G, (uint32_t)it->index};
+        used++;
+      }
+      if (!rc && used) rc = rollout_engine_generate(r->s.engine, &eo, groups, used, outs, NULL, err);
+      for (int g = 0, u = 0; !rc && g < ng; g++) {
+        const prompt_item *it = &set->items[idx[first + g]];
+        int scored = u < used && groups[u].prompt_index == (uint32_t)it->index;
+        for (int j = 0; j < G; j++) {
+          total += 1;
+          if (!scored) continue;
+          rollout_output *o = &outs[u * G + j];
+          model_text text = {0};
+          rc = model_tokenizer_decode(r->s.tok, o->ids, (size_t)o->n, 1, &text, err);
+          if (rc) break;
+          reward_input in;
+          reward_input_init(&in);
+          in.completion = text.s ? text.s : "";
+          in.n_tokens = o->n;
+          in.gold = it->gold;
+          in.truncated = o->truncated;
+          reward_result res;
+          rc = reward_registry_score(mreg, ms, &in, &res, err);
+          if (!rc && res.correct == 1) correct += 1;
+          model_text_free(&text);
+        }
+        if (scored) u++;
+      }
+    }
+    free(idx);
+    double sums[2] = {correct, total};
+    MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, r->comm);
+    double acc = sums[1] > 0 ? sums[0] / sums[1] : 0;
+    char name[128];
+    snprintf(name, sizeof name, "eval/%s/accuracy", set->name);
+    trainer_metrics_set(&r->metrics, name, acc);
+    if (r->rank == 0) GRPO_INFO("eval %s: accuracy %.4f (%g/%g)", set->name, acc, sums[0], sums[1]);
+    acc_sum += acc;
+  }
+  for (int i = 0; i < chunk; i++) model_ids_free(&ids[i]);
+  free(groups);
+  free(ids);
+  free(outs);
+  free(tok);
+  free(lps);
+  reward_scratch_free(ms);
+  reward_registry_free(mreg);
+  if (!rc) *mean_acc = acc_sum / r->n_evals;
+  return rc;
+}
+
+static int stop_requested(run *r) {
+  int flag = g_stop_signal != 0, any = 0;
+  MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, r->comm);
+  return any;
+}
+
+static void write_summary(run *r, const trainer_summary *s, const char *kind) {
+  if (r->rank != 0) return;
+  char path[1200];
+  snprintf(path, sizeof path, "%s/summary.json", r->out_dir);
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  fprintf(f,
+          "{\"kind\": \"%s\", \"final_step\": %ld, \"steps_done\": %ld, \"skipped_steps\": %ld,\n"
+          " \"accuracy_first\": %.6f, \"accuracy_last\": %.6f, \"reward_first\": %.6f,\n"
+          " \"reward_last\": %.6f, \"wall_seconds\": %.3f, \"stopped_by_signal\": %s}\n",
+          kind, s->final_step, s->steps_done, s->skipped_steps, s->accuracy_first, s->accuracy_last,
+          s->reward_first, s->reward_last, s->wall_seconds, s->stopped_by_signal ? "true" : "false");
+  fclose(f);
+}
+
+/* ---- GRPO ----------------------------------------------------------------------- */
+
+int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary, grpo_error *err) {
+  trainer_summary sum_local = {0};
+  if (!summary) summary = &sum_local;
+  memset(summary, 0, sizeof *summary);
+  summary->accuracy_first = summary->accuracy_last = -1;
+  double t0 = grpo_now_seconds();
+  if (cfg->distributed.mode == GRPO_CFG_MODE_DISAGGREGATED)
+    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
+                     "distributed.mode: disaggregated training is not wired into grpo train yet "
+                     "(the rollout workers exist: rollout/worker.h); use colocated");
+  if (cfg->rollout.parallel_threads)
+    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
+                     "rollout.parallel_threads in grpo train is not wired yet (grpo generate supports it)");
+  run r;
+  int rc = run_open(&r, cfg, comm, 1, err);
+  if (!rc) rc = source_open_train(&r.src, cfg, err);
+  if (!rc) rc = maybe_resume(&r, err);
+  if (!rc && cfg->trainer.beta != 0.0) {
+    /* the frozen reference: the policy as it starts (or model.ref_path) */
+    rc = model_params_init(&r.ref_params, &r.s.params.cfg, err);
+    if (!rc) rc = model_params_copy(&r.ref_params, &r.s.params, err);
+    model_plan_opts po = {.max_tokens = r.mb_tokens, .max_cache_len = 1};
+    if (!rc) rc = model_transformer_create(&r.ref_model, &r.ref_params, r.s.be, &po, err);
+  }
+  const int B = (int)cfg->trainer.prompts_per_step, G = (int)cfg->rollout.num_generations;
+  const int max_new = (int)cfg->rollout.max_completion_length;
+  const int F = r.reg ? reward_registry_count(r.reg) : 1;
+  /* this rank's prompts: rank r gets indices r, r + W, ... of the B */
+  prompt_item *items = calloc((size_t)B, sizeof *items);
+  model_ids *pids = calloc((size_t)B, sizeof *pids);
+  rollout_group *groups = calloc((size_t)B, sizeof *groups);
+  rollout_output *outs = calloc((size_t)B * G, sizeof *outs);
+  int32_t *tok = malloc(sizeof(int32_t) * (size_t)B * G * max_new);
+  float *lps = malloc(sizeof(float) * (size_t)B * G * max_new);
+  float *slps = malloc(sizeof(float) * (size_t)B * G * max_new);
+  float *rew_local = malloc(sizeof(float) * (size_t)B * G * F);
+  float *rew_all = malloc(sizeof(float) * (size_t)B * G * F);
+  float *adv_all = malloc(sizeof(float) * (size_t)B * G);
+  double *scratch = malloc(sizeof(double) * (size_t)B * G * (F + 1));
+  float *weights = malloc(sizeof(float) * (size_t)F);
+  seq_ref *seqs = calloc((size_t)B * G, sizeof *seqs);
+  int *counts = malloc(sizeof(int) * (size_t)r.world), *displs = malloc(sizeof(int) * (size_t)r.world);
+  if (!rc && (!items || !pids || !groups || !outs || !tok || !lps || !slps || !rew_local || !rew_all ||
+              !adv_all || !scratch || !weights || !seqs || !counts || !displs))
+    rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory for a batch of %d x %d", B, G);
+  for (int i = 0; !rc && i < B * G; i++) {
+    outs[i].ids = tok + (size_t)i * max_new;
+    outs[i].logprobs = lps + (size_t)i * max_new;
+    outs[i].sampler_logprobs = slps + (size_t)i * max_new;
+  }
+  for (int k = 0; !rc && k < F; k++) weights[k] = r.reg ? (float)reward_registry_weight(r.reg, k) : 1.0f;
+  for (int w = 0; !rc && w < r.world; w++) {
+    counts[w] = (B / r.world + (w < B % r.world ? 1 : 0)) * G * F;
+    displs[w] = w == 0 ? 0 : displs[w - 1] + counts[w - 1];
+  }
+  double acc0 = -1;
+  if (!rc && cfg->trainer.eval_on_start) {
+    rc = evaluate(&r, &acc0, err);
+    summary->accuracy_first = acc0;
+    if (!rc && r.n_evals) trainer_metrics_flush(&r.metrics, r.step);
+  }
+  grpo_progress prog;
+  grpo_progress_begin(&prog, NULL, "grpo", "step", (long)cfg->trainer.max_steps, -1);
+  prog.enabled = r.rank == 0 && cfg->logging.progress;
+  prog.plain_interval_s = 10.0;
+  int bad_in_a_row = 0;
+  int first_step = 1;
+  while (!rc && r.step < cfg->trainer.max_steps) {
+    double ts = grpo_now_seconds();
+    /* 1. prompts (identical on every rank; this rank keeps its slice) */
+    source_next(&r.src, B, items);
+    int used = 0;
+    for (int i = r.rank; i < B && !rc; i += r.world) {
+      pids[used].n = 0;
+      rc = trainer_session_prompt(&r.s, items[i].question, &pids[used], err);
+      if (rc) break;
+      if ((long)pids[used].n > cfg->data.max_prompt_length) {
+        /* keep the batch shape: truncate from the left and log it */
+        GRPO_WARN("prompt %llu has %zu tokens (data.max_prompt_length %ld): kept its last tokens",
+                  (unsigned long long)items[i].index, pids[used].n, (long)cfg->data.max_prompt_length);
+        size_t drop = pids[used].n - (size_t)cfg->data.max_prompt_length;
+        memmove(pids[used].ids, pids[used].ids + drop, sizeof(int32_t) * (size_t)cfg->data.max_prompt_length);
+        pids[used].n = (size_t)cfg->data.max_prompt_length;
+      }
+      groups[used] = (rollout_group){pids[used].ids, (int)pids[used].n, G, (uint32_t)items[i].index};
+      used++;
+    }
+    if (rc) break;
+    /* 2. rollout */
+    rollout_engine_options eo;
+    trainer_session_engine_options(&r.s, (uint64_t)cfg->seed, (uint32_t)r.step, &eo);
+    rollout_engine_stats est;
+    rc = rollout_engine_generate(r.s.engine, &eo, groups, used, outs, &est, err);
+    if (rc) break;
+    double t_rollout = grpo_now_seconds() - ts;
+    /* 3. rewards */
+    double len_sum = 0, clipped = 0;
+    for (int g = 0, q = 0; !rc && g < used; g++) {
+      const prompt_item *it = &items[r.rank + g * r.world];
+      for (int j = 0; j < G && !rc; j++, q++) {
+        rollout_output *o = &outs[q];
+        model_text text = {0};
+        rc = model_tokenizer_decode(r.s.tok, o->ids, (size_t)o->n, 1, &text, err);
+        if (rc) break;
+        reward_input in;
+        reward_input_init(&in);
+        in.prompt = it->question;
+        in.completion = text.s ? text.s : "";
+        in.n_tokens = o->n;
+        in.gold = it->gold;
+        in.truncated = o->truncated;
+        reward_result res;
+        rc = reward_registry_score(r.reg, r.rs, &in, &res, err);
+        for (int k = 0; !rc && k < F; k++) rew_local[(size_t)q * F + k] = (float)res.scores[k];
+        model_text_free(&text);
+        len_sum += o->n;
+        clipped += o->truncated;
+      }
+    }
+    if (rc) break;
+    MPI_Allgatherv(rew_local, used * G * F, MPI_FLOAT, rew_all, counts, displs, MPI_FLOAT, comm);
+    /* 4. advantages over the whole batch; groups appear rank by rank */
+    trainer_adv_options ao = {cfg->trainer.scale_rewards == GRPO_CFG_SCALE_BATCH  ? TRAINER_SCALE_BATCH
+                              : cfg->trainer.scale_rewards == GRPO_CFG_SCALE_NONE ? TRAINER_SCALE_NONE
+                                                                                  : TRAINER_SCALE_GROUP,
+                              cfg->trainer.adv_std == GRPO_CFG_STD_POPULATION ? TRAINER_STD_POPULATION
+                                                                              : TRAINER_STD_UNBIASED,
+                              cfg->reward.multi_objective_aggregation == GRPO_CFG_AGG_NORMALIZE_THEN_SUM
+                                  ? TRAINER_NORMALIZE_THEN_SUM
+                                  : TRAINER_SUM_THEN_NORMALIZE,
+                              cfg->trainer.adv_eps};
+    trainer_adv_stats ast;
+    trainer_advantages(rew_all, B, G, F, weights, &ao, NULL, adv_all, scratch, &ast);
+    const float *my_adv = adv_all + displs[r.rank] / F;
+    /* 5. global normalisers */
+    double counts_local[2] = {0, 0};
+    for (int q = 0; q < used * G; q++) {
+      int trained = !(cfg->trainer.mask_truncated_completions && outs[q].truncated);
+      seqs[q] = (seq_ref){groups[q / G].prompt, groups[q / G].n_prompt, outs[q].ids, outs[q].n,
+                          outs[q].sampler_logprobs, my_adv[q], trained};
+      counts_local[0] += 1;
+      counts_local[1] += trained ? outs[q].n : 0;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, counts_local, 2, MPI_DOUBLE, MPI_SUM, comm);
+    trainer_loss_norm norm = {counts_local[0], counts_local[1]};
+    /* 6. train (num_iterations passes over the same rollouts) */
+    double tt = grpo_now_seconds();
+    train_accum acc = {0};
+    double gnorm = 0, lr = 0;
+    int skipped = 0;
+    for (int it = 0; !rc && it < cfg->trainer.num_iterations; it++) {
+      memset(&acc, 0, sizeof acc);
+      rc = train_sequences(&r, seqs, used * G, &norm, 0, &acc, err);
+      if (rc) break;
+      int s = optimizer_step(&r, &gnorm, &lr, err);
+      if (s < 0) {
+        rc = -s;
+        break;
+      }
+      skipped |= s;
+    }
+    if (rc) break;
+    double t_train = grpo_now_seconds() - tt;
+    r.step++;
+    if (skipped) {
+      summary->skipped_steps++;
+      bad_in_a_row++;
+      GRPO_WARN("step %ld: non-finite gradient, update skipped (%d in a row)", r.step, bad_in_a_row);
+      if (bad_in_a_row >= cfg->trainer.max_bad_steps) {
+        rc = GRPO_FAIL(err, GRPO_ENUMERIC,
+                       "%d non-finite updates in a row at step %ld; stopping (the last checkpoint is intact)",
+                       bad_in_a_row, r.step);
+        break;
+      }
+    } else {
+      bad_in_a_row = 0;
+    }
+    /* 7. metrics (sums over ranks) */
+    double m[8] = {acc.loss, acc.ls.kl_sum, acc.ls.entropy_sum, acc.ls.tokens, acc.ls.clip_low,
+                   acc.ls.clip_high, acc.ls.clip_region, acc.ls.clip_count};
+    double lens[2] = {len_sum, clipped};
+    MPI_Allreduce(MPI_IN_PLACE, m, 8, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(MPI_IN_PLACE, lens, 2, MPI_DOUBLE, MPI_SUM, comm);
+    double tok_n = m[3] > 0 ? m[3] : 1, clip_n = m[7] > 0 ? m[7] : 1, seq_n = (double)B * G;
+    trainer_metrics *mt = &r.metrics;
+    trainer_metrics_set(mt, "reward", ast.reward_mean);
+    trainer_metrics_set(mt, "reward_std", ast.reward_std);
+    for (int k = 0; k < F; k++) {
+      double s = 0, c = 0;
+      for (int q = 0; q < B * G; q++) {
+        float v = rew_all[(size_t)q * F + k];
+        if (!isnan(v)) s += v, c += 1;
+      }
+      trainer_metrics_set(mt, reward_registry_metric(r.reg, k), c > 0 ? s / c : NAN);
+    }
+    trainer_metrics_set(mt, "frac_reward_zero_std", ast.frac_reward_zero_std);
+    trainer_metrics_set(mt, "loss", m[0]);
+    if (cfg->trainer.beta != 0) trainer_metrics_set(mt, "kl", m[1] / tok_n);
+    trainer_metrics_set(mt, "entropy", m[2] / tok_n);
+    trainer_metrics_set(mt, "clip_ratio/low_mean", m[4] / clip_n);
+    trainer_metrics_set(mt, "clip_ratio/high_mean", m[5] / clip_n);
+    trainer_metrics_set(mt, "clip_ratio/region_mean", m[6] / clip_n);
+    trainer_metrics_set(mt, "completions/mean_length", lens[0] / seq_n);
+    trainer_metrics_set(mt, "completions/clipped_ratio", lens[1] / seq_n);
+    trainer_metrics_set(mt, "grad_norm", gnorm);
+    trainer_metrics_set(mt, "learning_rate", lr);
+    trainer_metrics_set(mt, "num_tokens", norm.n_tokens);
+    trainer_metrics_set(mt, "timing/rollout", t_rollout);
+    trainer_metrics_set(mt, "timing/train", t_train);
+    trainer_metrics_set(mt, "rollout_tokens_per_second", est.seconds > 0 ? est.decode_tokens / est.seconds : 0);
+    trainer_metrics_set(mt, "train_tokens_per_second", t_train > 0 ? norm.n_tokens / t_train : 0);
+    if (first_step) summary->reward_first = ast.reward_mean;
+    first_step = 0;
+    summary->reward_last = ast.reward_mean;
+    /* 8. evaluation, checkpoint, signals */
+    if (cfg->trainer.eval_steps > 0 && r.step % cfg->trainer.eval_steps == 0 && r.step < cfg->trainer.max_steps) {
+      double a;
+      rc = evaluate(&r, &a, err);
+      if (rc) break;
+      summary->accuracy_last = a;
+    }
+    trainer_metrics_set(mt, "step_time", grpo_now_seconds() - ts);
+    char line[160];
+    snprintf(line, sizeof line, "reward %.3f  len %.1f  kl %.4f  gnorm %.3f", ast.reward_mean,
+             lens[0] / seq_n, cfg->trainer.beta != 0 ? m[1] / tok_n : 0.0, gnorm);
+    trainer_metrics_flush(mt, r.step);
+    grpo_progress_update(&prog, r.step, line);
+    summary->steps_done++;
+    int stop = stop_requested(&r);
+    if ((cfg->checkpoint.every_steps > 0 && r.step % cfg->checkpoint.every_steps == 0) || stop ||
+        r.step == cfg->trainer.max_steps) {
+      rc = save_checkpoint(&r, err);
+      if (rc) break;
+    }
+    if (stop) {
+      GRPO_INFO("signal received: checkpoint written at step %ld, stopping", r.step);
+      summary->stopped_by_signal = 1;
+      break;
+    }
+  }
+  if (!rc && !summary->stopped_by_signal) {
+    double a;
+    rc = evaluate(&r, &a, err);
+    if (!rc && a >= 0) {
+      summary->accuracy_last = a;
+      trainer_metrics_flush(&r.metrics, r.step);
+    }
+  }
+  grpo_progress_end(&prog, NULL);
+  summary->final_step = r.step;
+  summary->wall_seconds = grpo_now_seconds() - t0;
+  if (!rc) write_summary(&r, summary, "grpo");
+  for (int i = 0; pids && i < B; i++) model_ids_free(&pids[i]);
+  free(items);
+  free(pids);
+  free(groups);
+  free(outs);
+  free(tok);
+  free(lps);
+  free(slps);
+  free(rew_local);
+  free(rew_all);
+  free(adv_all);
+  free(scratch);
+  free(weights);
+  free(seqs);
+  free(counts);
+  free(displs);
+  run_close(&r);
+  return rc;
+}
+
+/* ---- SFT ------------------------------------------------------------------------- */
+
+typedef struct sft_example {
+  model_ids prompt, completion;
+} sft_example;
+
+int trainer_sft(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary, grpo_error *err) {
+  trainer_summary sum_local = {0};
+  if (!summary) summary = &sum_local;
+  memset(summary, 0, sizeof *summary);
+  summary->accuracy_first = summary->accuracy_last = -1;
+  double t0 = grpo_now_seconds();
+  run r;
+  int rc = run_open(&r, cfg, comm, 1, err);
+  if (!rc) rc = cfg->data.sft_path[0] && cfg->data.task != GRPO_CFG_TASK_ARITHMETIC
+                    ? source_open_sft(&r.src, cfg, err)
+                    : source_open_train(&r.src, cfg, err);
+  if (!rc) rc = maybe_resume(&r, err);
+  /* an SFT source is a dataset with worked solutions, or the synthetic task */
+  const int B = (int)cfg->trainer.sft_batch_size;
+  long max_steps = cfg->trainer.sft_max_steps;
+  if (!rc && max_steps == 0) {
+    if (r.src.arithmetic)
+      rc = GRPO_FAIL(err, GRPO_EINVAL, "trainer.sft_max_steps must be set for the synthetic task");
+    else
+      max_steps = (long)((r.src.ds.n * cfg->trainer.sft_epochs + (size_t)B - 1) / (size_t)B);
+  }
+  r.sched.total_steps = max_steps;
+  r.sched.lr = cfg->trainer.sft_lr;
+  prompt_item *items = calloc((size_t)B, sizeof *items);
+  sft_example *ex = calloc((size_t)B, sizeof *ex);
+  seq_ref *seqs = calloc((size_t)B, sizeof *seqs);
+  if (!rc && (!items || !ex || !seqs)) rc = GRPO_FAIL(err, GRPO_ENOMEM, "sft: out of memory");
+  int32_t eos = r.s.n_stop_ids > 0 ? r.s.stop_ids[0] : -1;
+  grpo_progress prog;
+  grpo_progress_begin(&prog, NULL, "sft", "step", max_steps, -1);
+  prog.enabled = r.rank == 0 && cfg->logging.progress;
+  prog.plain_interval_s = 10.0;
+  while (!rc && r.step < max_steps) {
+    double ts = grpo_now_seconds();
+    source_next(&r.src, B, items);
+    int n = 0;
+    double tokens = 0;
+    for (int i = r.rank; !rc && i < B; i += r.world) {
+      if (!items[i].solution) continue;
+      ex[n].prompt.n = ex[n].completion.n = 0;
+      rc = trainer_session_prompt(&r.s, items[i].question, &ex[n].prompt, err);
+      if (!rc) rc = model_tokenizer_encode(r.s.tok, items[i].solution, strlen(items[i].solution), &ex[n].completion, err);
+      if (rc) break;
+      if (eos >= 0) { /* the model learns to stop */
+        model_ids *c = &ex[n].completion;
+        if (c->n == c->cap) {
+          size_t cap = c->cap ? 2 * c->cap : 16;
+          int32_t *grown = realloc(c->ids, sizeof(int32_t) * cap);
+          if (!grown) {
+            rc = GRPO_FAIL(err, GRPO_ENOMEM, "sft: out of memory");
+            break;
+          }
+          c->ids = grown;
+          c->cap = cap;
+        }
+        c->ids[c->n++] = eos;
+      }
+      seqs[n] = (seq_ref){ex[n].prompt.ids, (int)ex[n].prompt.n, ex[n].completion.ids,
+                          (int)ex[n].completion.n, NULL, 0.0f, 1};
+      tokens += (double)ex[n].completion.n;
+      n++;
+    }
+    if (rc) break;
+    MPI_Allreduce(MPI_IN_PLACE, &tokens, 1, MPI_DOUBLE, MPI_SUM, comm);
+    if (tokens == 0) {
+      rc = GRPO_FAIL(err, GRPO_EINVAL, "sft: the data has no solutions to train on (data.sft_path / solution field)");
+      break;
+    }
+    trainer_loss_norm norm = {(double)B, tokens};
+    train_accum acc = {0};
+    rc = train_sequences(&r, seqs, n, &norm, 1, &acc, err);
+    if (rc) break;
+    double gnorm, lr;
+    int s = optimizer_step(&r, &gnorm, &lr, err);
+    if (s < 0) {
+      rc = -s;
+      break;
+    }
+    r.step++;
+    summary->skipped_steps += s;
+    double loss = acc.loss;
+    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, comm);
+    trainer_metrics_set(&r.metrics, "sft/loss", loss);
+    trainer_metrics_set(&r.metrics, "grad_norm", gnorm);
+    trainer_metrics_set(&r.metrics, "learning_rate", lr);
+    trainer_metrics_set(&r.metrics, "num_tokens", tokens);
+    trainer_metrics_set(&r.metrics, "step_time", grpo_now_seconds() - ts);
+    trainer_metrics_flush(&r.metrics, r.step);
+    char line[96];
+    snprintf(line, sizeof line, "loss %.4f  gnorm %.3f", loss, gnorm);
+    grpo_progress_update(&prog, r.step, line);
+    summary->steps_done++;
+    if (summary->steps_done == 1) summary->reward_first = -loss;
+    summary->reward_last = -loss;
+    int stop = stop_requested(&r);
+    if ((cfg->checkpoint.every_steps > 0 && r.step % cfg->checkpoint.every_steps == 0) || stop ||
+        r.step == max_steps) {
+      rc = save_checkpoint(&r, err);
+      if (rc) break;
+    }
+    if (stop) {
+      summary->stopped_by_signal = 1;
+      break;
+    }
+  }
+  grpo_progress_end(&prog, NULL);
+  if (!rc && !summary->stopped_by_signal) {
+    double a;
+    rc = evaluate(&r, &a, err);
+    summary->accuracy_last = a;
+    if (!rc && a >= 0) trainer_metrics_flush(&r.metrics, r.step);
+  }
+  summary->final_step = r.step;
+  summary->wall_seconds = grpo_now_seconds() - t0;
+  if (!rc) write_summary(&r, summary, "sft");
+  for (int i = 0; ex && i < B; i++) {
+    model_ids_free(&ex[i].prompt);
+    model_ids_free(&ex[i].completion);
+  }
+  free(items);
+  free(ex);
+  free(seqs);
+  run_close(&r);
+  return rc;
+}
