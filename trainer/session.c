@@ -94,7 +94,18 @@ static int builtin_model(trainer_session *s, grpo_error *err) {
 static int load_weights(trainer_session *s, grpo_error *err) {
   const char *path = s->cfg->model.path;
   if (!path || !*path) return builtin_model(s, err);
-  if (is_dir(path)) return ckpt_hf_load(path, &s->params, err);
+  char resolved[1400];
+  if (is_dir(path)) {
+    /* a grpo run or checkpoint directory: its latest checkpoint */
+    char ck[1200];
+    snprintf(ck, sizeof ck, "%s/checkpoints", path);
+    const char *dir = has_file(path, "latest") ? path : has_file(ck, "latest") ? ck : NULL;
+    if (!dir) return ckpt_hf_load(path, &s->params, err);
+    int64_t step;
+    int rc = ckpt_resolve(dir, 0, resolved, sizeof resolved, &step, err);
+    if (rc) return grpo_error_prefix(err, "model.path");
+    path = resolved;
+  }
   ckpt_reader *r;
   int rc = ckpt_reader_open(&r, path, err);
   if (rc) return rc;
