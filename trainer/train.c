@@ -1019,6 +1019,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
              lens[0] / seq_n, cfg->trainer.beta != 0 ? m[1] / tok_n : 0.0, gnorm);
     trainer_metrics_flush(mt, r.step);
     grpo_progress_update(&prog, r.step, line);
+    if (!prog.enabled && r.rank == 0 && r.step % cfg->logging.steps == 0)
+      GRPO_INFO("step %ld/%ld  %s", r.step, (long)cfg->trainer.max_steps, line);
     summary->steps_done++;
     int stop = stop_requested(&r);
     if ((cfg->checkpoint.every_steps > 0 && r.step % cfg->checkpoint.every_steps == 0) || stop ||
@@ -1161,6 +1163,8 @@ int trainer_sft(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary,
     char line[96];
     snprintf(line, sizeof line, "loss %.4f  gnorm %.3f", loss, gnorm);
     grpo_progress_update(&prog, r.step, line);
+    if (!prog.enabled && r.rank == 0 && r.step % cfg->logging.steps == 0)
+      GRPO_INFO("sft step %ld/%ld  %s", r.step, max_steps, line);
     summary->steps_done++;
     if (summary->steps_done == 1) summary->reward_first = -loss;
     summary->reward_last = -loss;
