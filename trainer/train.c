@@ -820,24 +820,27 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   const int max_new = (int)cfg->rollout.max_completion_length;
   const int F = r.reg ? reward_registry_count(r.reg) : 1;
   /* this rank's prompts: rank r gets indices r, r + W, ... of the B */
+  /* local slots for up to 2B groups: kept groups plus one more round */
+  const int SL = 2 * B;
   prompt_item *items = calloc((size_t)B, sizeof *items);
-  model_ids *pids = calloc((size_t)B, sizeof *pids);
-  rollout_group *groups = calloc((size_t)B, sizeof *groups);
-  rollout_output *outs = calloc((size_t)B * G, sizeof *outs);
-  int32_t *tok = malloc(sizeof(int32_t) * (size_t)B * G * max_new);
-  float *lps = malloc(sizeof(float) * (size_t)B * G * max_new);
-  float *slps = malloc(sizeof(float) * (size_t)B * G * max_new);
-  float *rew_local = malloc(sizeof(float) * (size_t)B * G * F);
+  model_ids *pids = calloc((size_t)SL, sizeof *pids);
+  rollout_group *groups = calloc((size_t)SL, sizeof *groups);
+  rollout_output *outs = calloc((size_t)SL * G, sizeof *outs);
+  int32_t *tok = malloc(sizeof(int32_t) * (size_t)SL * G * max_new);
+  float *lps = malloc(sizeof(float) * (size_t)SL * G * max_new);
+  float *slps = malloc(sizeof(float) * (size_t)SL * G * max_new);
+  float *rew_local = malloc(sizeof(float) * (size_t)SL * G * F);
   float *rew_all = malloc(sizeof(float) * (size_t)B * G * F);
   float *adv_all = malloc(sizeof(float) * (size_t)B * G);
   double *scratch = malloc(sizeof(double) * (size_t)B * G * (F + 1));
   float *weights = malloc(sizeof(float) * (size_t)F);
-  seq_ref *seqs = calloc((size_t)B * G, sizeof *seqs);
+  seq_ref *seqs = calloc((size_t)SL * G, sizeof *seqs);
   int *counts = malloc(sizeof(int) * (size_t)r.world), *displs = malloc(sizeof(int) * (size_t)r.world);
+  int *kcounts = malloc(sizeof(int) * (size_t)r.world), *kdispls = malloc(sizeof(int) * (size_t)r.world);
   if (!rc && (!items || !pids || !groups || !outs || !tok || !lps || !slps || !rew_local || !rew_all ||
-              !adv_all || !scratch || !weights || !seqs || !counts || !displs))
+              !adv_all || !scratch || !weights || !seqs || !counts || !displs || !kcounts || !kdispls))
     rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory for a batch of %d x %d", B, G);
-  for (int i = 0; !rc && i < B * G; i++) {
+  for (int i = 0; !rc && i < SL * G; i++) {
     outs[i].ids = tok + (size_t)i * max_new;
     outs[i].logprobs = lps + (size_t)i * max_new;
     outs[i].sampler_logprobs = slps + (size_t)i * max_new;
@@ -861,59 +864,121 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   int first_step = 1;
   while (!rc && r.step < cfg->trainer.max_steps) {
     double ts = grpo_now_seconds();
-    /* 1. prompts (identical on every rank; this rank keeps its slice) */
-    source_next(&r.src, B, items);
-    int used = 0;
-    for (int i = r.rank; i < B && !rc; i += r.world) {
-      pids[used].n = 0;
-      rc = trainer_session_prompt(&r.s, items[i].question, &pids[used], err);
-      if (rc) break;
-      if ((long)pids[used].n > cfg->data.max_prompt_length) {
-        /* keep the batch shape: truncate from the left and log it */
-        GRPO_WARN("prompt %llu has %zu tokens (data.max_prompt_length %ld): kept its last tokens",
-                  (unsigned long long)items[i].index, pids[used].n, (long)cfg->data.max_prompt_length);
-        size_t drop = pids[used].n - (size_t)cfg->data.max_prompt_length;
-        memmove(pids[used].ids, pids[used].ids + drop, sizeof(int32_t) * (size_t)cfg->data.max_prompt_length);
-        pids[used].n = (size_t)cfg->data.max_prompt_length;
-      }
-      groups[used] = (rollout_group){pids[used].ids, (int)pids[used].n, G, (uint32_t)items[i].index};
-      used++;
-    }
-    if (rc) break;
-    /* 2. rollout */
-    rollout_engine_options eo;
-    trainer_session_engine_options(&r.s, (uint64_t)cfg->seed, (uint32_t)r.step, &eo);
-    rollout_engine_stats est;
-    rc = rollout_engine_generate(r.s.engine, &eo, groups, used, outs, &est, err);
-    if (rc) break;
-    double t_rollout = grpo_now_seconds() - ts;
-    /* 3. rewards */
-    double len_sum = 0, clipped = 0;
-    for (int g = 0, q = 0; !rc && g < used; g++) {
-      const prompt_item *it = &items[r.rank + g * r.world];
-      for (int j = 0; j < G && !rc; j++, q++) {
-        rollout_output *o = &outs[q];
-        model_text text = {0};
-        rc = model_tokenizer_decode(r.s.tok, o->ids, (size_t)o->n, 1, &text, err);
+    /* 1-3. generation rounds: prompts (identical on every rank; rank r takes
+     * groups r, r + W, ...), rollout, rewards. One round without dynamic
+     * sampling; with it, rounds go on until B groups whose rewards differ are
+     * kept (DAPO), at most trainer.max_num_gen_batches rounds. */
+    const int dynamic = cfg->trainer.dynamic_sampling;
+    const int max_rounds = dynamic ? (int)cfg->trainer.max_num_gen_batches : 1;
+    int kept = 0, kept_global = 0, rounds = 0;
+    double len_sum = 0, clipped = 0, t_rollout = 0;
+    rollout_engine_stats est = {0};
+    trainer_adv_stats ast_all = {0};
+    for (int round = 0; !rc && round < max_rounds && kept_global < B; round++) {
+      double tr = grpo_now_seconds();
+      rounds++;
+      source_next(&r.src, B, items);
+      int used = 0;
+      for (int i = r.rank; i < B && !rc; i += r.world) {
+        model_ids *pi = &pids[kept + used];
+        pi->n = 0;
+        rc = trainer_session_prompt(&r.s, items[i].question, pi, err);
         if (rc) break;
-        reward_input in;
-        reward_input_init(&in);
-        in.prompt = it->question;
-        in.completion = text.s ? text.s : "";
-        in.n_tokens = o->n;
-        in.gold = it->gold;
-        in.truncated = o->truncated;
-        reward_result res;
-        rc = reward_registry_score(r.reg, r.rs, &in, &res, err);
-        for (int k = 0; !rc && k < F; k++) rew_local[(size_t)q * F + k] = (float)res.scores[k];
-        model_text_free(&text);
-        len_sum += o->n;
-        clipped += o->truncated;
+        if ((long)pi->n > cfg->data.max_prompt_length) {
+          /* keep the batch shape: truncate from the left and log it */
+          GRPO_WARN("prompt %llu has %zu tokens (data.max_prompt_length %ld): kept its last tokens",
+                    (unsigned long long)items[i].index, pi->n, (long)cfg->data.max_prompt_length);
+          size_t drop = pi->n - (size_t)cfg->data.max_prompt_length;
+          memmove(pi->ids, pi->ids + drop, sizeof(int32_t) * (size_t)cfg->data.max_prompt_length);
+          pi->n = (size_t)cfg->data.max_prompt_length;
+        }
+        groups[kept + used] = (rollout_group){pi->ids, (int)pi->n, G, (uint32_t)items[i].index};
+        used++;
       }
+      if (rc) break;
+      rollout_engine_options eo;
+      trainer_session_engine_options(&r.s, (uint64_t)cfg->seed, (uint32_t)r.step, &eo);
+      rollout_engine_stats rs;
+      rc = rollout_engine_generate(r.s.engine, &eo, groups + kept, used, outs + (size_t)kept * G, &rs, err);
+      if (rc) break;
+      est.decode_tokens += rs.decode_tokens;
+      est.seconds += rs.seconds;
+      for (int g = 0; !rc && g < used; g++) {
+        const prompt_item *it = &items[r.rank + g * r.world];
+        for (int j = 0; j < G && !rc; j++) {
+          size_t q = (size_t)(kept + g) * G + j;
+          rollout_output *o = &outs[q];
+          model_text text = {0};
+          rc = model_tokenizer_decode(r.s.tok, o->ids, (size_t)o->n, 1, &text, err);
+          if (rc) break;
+          reward_input in;
+          reward_input_init(&in);
+          in.prompt = it->question;
+          in.completion = text.s ? text.s : "";
+          in.n_tokens = o->n;
+          in.gold = it->gold;
+          in.truncated = o->truncated;
+          reward_result res;
+          rc = reward_registry_score(r.reg, r.rs, &in, &res, err);
+          for (int k = 0; !rc && k < F; k++) rew_local[q * F + k] = (float)res.scores[k];
+          model_text_free(&text);
+          len_sum += o->n;
+          clipped += o->truncated;
+        }
+      }
+      if (rc) break;
+      MPI_Allgatherv(rew_local + (size_t)kept * G * F, used * G * F, MPI_FLOAT, rew_all, counts, displs,
+                     MPI_FLOAT, comm);
+      if (round == 0) { /* the metrics describe what was generated, before any filtering */
+        trainer_adv_options ao0 = {TRAINER_SCALE_NONE, TRAINER_STD_UNBIASED, TRAINER_SUM_THEN_NORMALIZE, 0};
+        trainer_advantages(rew_all, B, G, F, weights, &ao0, NULL, adv_all, scratch, &ast_all);
+      }
+      /* keep groups in global order until B are kept: group g lives on rank
+       * g % W as that rank's group g / W, in the rank-major gathered block */
+      int n_new = 0;
+      for (int g = 0; g < B; g++) {
+        int w = g % r.world, l = g / r.world;
+        const float *rw = rew_all + displs[w] + (size_t)l * G * F;
+        float *tot = adv_all; /* free until the advantages below */
+        const int Gc = G;
+        for (int j = 0; j < Gc; j++) {
+          double t = 0;
+          int any = 0;
+          for (int k = 0; k < F; k++)
+            if (!isnan(rw[j * F + k])) t += weights[k] * rw[j * F + k], any = 1;
+          tot[j] = any ? (float)t : NAN;
+        }
+        int keep = kept_global < B && (!dynamic || !trainer_group_is_degenerate(tot, Gc));
+        if (!keep) continue;
+        kept_global++;
+        if (w != r.rank) continue;
+        /* compact: this rank's round-local group l moves to slot kept + n_new */
+        int from = kept + l, to = kept + n_new;
+        if (from != to) {
+          model_ids tp = pids[to];
+          pids[to] = pids[from];
+          pids[from] = tp;
+          groups[to] = groups[from];
+          groups[to].prompt = pids[to].ids;
+          for (int j = 0; j < G; j++) {
+            rollout_output to_ = outs[(size_t)to * G + j];
+            outs[(size_t)to * G + j] = outs[(size_t)from * G + j];
+            outs[(size_t)from * G + j] = to_;
+          }
+          memmove(rew_local + (size_t)to * G * F, rew_local + (size_t)from * G * F, sizeof(float) * (size_t)G * F);
+        }
+        n_new++;
+      }
+      kept += n_new;
+      t_rollout += grpo_now_seconds() - tr;
     }
     if (rc) break;
-    MPI_Allgatherv(rew_local, used * G * F, MPI_FLOAT, rew_all, counts, displs, MPI_FLOAT, comm);
-    /* 4. advantages over the whole batch; groups appear rank by rank */
+    const int used = kept;
+    /* 4. advantages over the kept groups (identical on every rank) */
+    int my_count = used * G * F;
+    MPI_Allgather(&my_count, 1, MPI_INT, kcounts, 1, MPI_INT, comm);
+    for (int w = 0; w < r.world; w++) kdispls[w] = w == 0 ? 0 : kdispls[w - 1] + kcounts[w - 1];
+    MPI_Allgatherv(rew_local, my_count, MPI_FLOAT, rew_all, kcounts, kdispls, MPI_FLOAT, comm);
     trainer_adv_options ao = {cfg->trainer.scale_rewards == GRPO_CFG_SCALE_BATCH  ? TRAINER_SCALE_BATCH
                               : cfg->trainer.scale_rewards == GRPO_CFG_SCALE_NONE ? TRAINER_SCALE_NONE
                                                                                   : TRAINER_SCALE_GROUP,
@@ -924,8 +989,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
                                   : TRAINER_SUM_THEN_NORMALIZE,
                               cfg->trainer.adv_eps};
     trainer_adv_stats ast;
-    trainer_advantages(rew_all, B, G, F, weights, &ao, NULL, adv_all, scratch, &ast);
-    const float *my_adv = adv_all + displs[r.rank] / F;
+    trainer_advantages(rew_all, kept_global, G, F, weights, &ao, NULL, adv_all, scratch, &ast);
+    const float *my_adv = adv_all + kdispls[r.rank] / F;
     /* 5. global normalisers */
     double counts_local[2] = {0, 0};
     for (int q = 0; q < used * G; q++) {
@@ -975,19 +1040,25 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     double lens[2] = {len_sum, clipped};
     MPI_Allreduce(MPI_IN_PLACE, m, 8, MPI_DOUBLE, MPI_SUM, comm);
     MPI_Allreduce(MPI_IN_PLACE, lens, 2, MPI_DOUBLE, MPI_SUM, comm);
-    double tok_n = m[3] > 0 ? m[3] : 1, clip_n = m[7] > 0 ? m[7] : 1, seq_n = (double)B * G;
+    double tok_n = m[3] > 0 ? m[3] : 1, clip_n = m[7] > 0 ? m[7] : 1;
+    double seq_n = (double)rounds * B * G; /* every generated completion */
     trainer_metrics *mt = &r.metrics;
-    trainer_metrics_set(mt, "reward", ast.reward_mean);
-    trainer_metrics_set(mt, "reward_std", ast.reward_std);
+    trainer_metrics_set(mt, "reward", ast_all.reward_mean);
+    trainer_metrics_set(mt, "reward_std", ast_all.reward_std);
     for (int k = 0; k < F; k++) {
       double s = 0, c = 0;
-      for (int q = 0; q < B * G; q++) {
+      for (int q = 0; q < kept_global * G; q++) {
         float v = rew_all[(size_t)q * F + k];
         if (!isnan(v)) s += v, c += 1;
       }
       trainer_metrics_set(mt, reward_registry_metric(r.reg, k), c > 0 ? s / c : NAN);
     }
-    trainer_metrics_set(mt, "frac_reward_zero_std", ast.frac_reward_zero_std);
+    trainer_metrics_set(mt, "frac_reward_zero_std", ast_all.frac_reward_zero_std);
+    if (dynamic) {
+      trainer_metrics_set(mt, "dynamic_sampling/rounds", rounds);
+      trainer_metrics_set(mt, "dynamic_sampling/kept_groups", kept_global);
+      trainer_metrics_set(mt, "reward_kept", ast.reward_mean);
+    }
     trainer_metrics_set(mt, "loss", m[0]);
     if (cfg->trainer.beta != 0) trainer_metrics_set(mt, "kl", m[1] / tok_n);
     trainer_metrics_set(mt, "entropy", m[2] / tok_n);
@@ -1003,9 +1074,9 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     trainer_metrics_set(mt, "timing/train", t_train);
     trainer_metrics_set(mt, "rollout_tokens_per_second", est.seconds > 0 ? est.decode_tokens / est.seconds : 0);
     trainer_metrics_set(mt, "train_tokens_per_second", t_train > 0 ? norm.n_tokens / t_train : 0);
-    if (first_step) summary->reward_first = ast.reward_mean;
+    if (first_step) summary->reward_first = ast_all.reward_mean;
     first_step = 0;
-    summary->reward_last = ast.reward_mean;
+    summary->reward_last = ast_all.reward_mean;
     /* 8. evaluation, checkpoint, signals */
     if (cfg->trainer.eval_steps > 0 && r.step % cfg->trainer.eval_steps == 0 && r.step < cfg->trainer.max_steps) {
       double a;
@@ -1015,7 +1086,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     }
     trainer_metrics_set(mt, "step_time", grpo_now_seconds() - ts);
     char line[160];
-    snprintf(line, sizeof line, "reward %.3f  len %.1f  kl %.4f  gnorm %.3f", ast.reward_mean,
+    snprintf(line, sizeof line, "reward %.3f  len %.1f  kl %.4f  gnorm %.3f", ast_all.reward_mean,
              lens[0] / seq_n, cfg->trainer.beta != 0 ? m[1] / tok_n : 0.0, gnorm);
     trainer_metrics_flush(mt, r.step);
     grpo_progress_update(&prog, r.step, line);
@@ -1046,7 +1117,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   summary->final_step = r.step;
   summary->wall_seconds = grpo_now_seconds() - t0;
   if (!rc) write_summary(&r, summary, "grpo");
-  for (int i = 0; pids && i < B; i++) model_ids_free(&pids[i]);
+  for (int i = 0; pids && i < SL; i++) model_ids_free(&pids[i]);
   free(items);
   free(pids);
   free(groups);
@@ -1062,6 +1133,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   free(seqs);
   free(counts);
   free(displs);
+  free(kcounts);
+  free(kdispls);
   run_close(&r);
   return rc;
 }

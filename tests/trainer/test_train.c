@@ -75,6 +75,49 @@ TEST(resume_is_bit_identical) {
   model_params_free(&pb);
 }
 
+/* The last value of a metric in a run's metrics.jsonl (-1 when absent). */
+static double last_metric(const char *dir, const char *name) {
+  char path[700], line[8192], key[128];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+  snprintf(key, sizeof key, "\"%s\": ", name);
+  FILE *f = fopen(path, "r");
+  double v = -1;
+  while (f && fgets(line, sizeof line, f)) {
+    char *p = strstr(line, key);
+    if (p) v = atof(p + strlen(key));
+  }
+  if (f) fclose(f);
+  return v;
+}
+
+TEST(dynamic_sampling_drops_degenerate_groups) {
+  char dir[512], od[600];
+  grpo_error err = {0};
+  grpo_config cfg;
+  /* a reward that is -1 for every completion: every group is degenerate, so
+   * nothing is kept and generation stops after max_num_gen_batches rounds */
+  dir_for(dir, sizeof dir, "dyn_flat");
+  snprintf(od, sizeof od, "output_dir=%s", dir);
+  const char *math[] = {od, "trainer.max_steps=1", "trainer.dynamic_sampling=true",
+                        "trainer.max_num_gen_batches=3",
+                        "reward.functions=[{name: length, options: {mode: target, target_length: 1000, tolerance: 1}}]",
+                        NULL};
+  CHECK_EQ_INT(train_config(&cfg, math, &err), GRPO_OK);
+  CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err), GRPO_OK);
+  grpo_config_free(&cfg);
+  CHECK_NEAR(last_metric(dir, "dynamic_sampling/rounds"), 3, 0);
+  CHECK_NEAR(last_metric(dir, "dynamic_sampling/kept_groups"), 0, 0);
+  /* length shaping varies within groups: one round fills the batch */
+  dir_for(dir, sizeof dir, "dyn_len");
+  snprintf(od, sizeof od, "output_dir=%s", dir);
+  const char *len[] = {od, "trainer.max_steps=1", "trainer.dynamic_sampling=true", NULL};
+  CHECK_EQ_INT(train_config(&cfg, len, &err), GRPO_OK);
+  CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err), GRPO_OK);
+  grpo_config_free(&cfg);
+  CHECK_NEAR(last_metric(dir, "dynamic_sampling/kept_groups"), 8, 0);
+  CHECK(last_metric(dir, "dynamic_sampling/rounds") >= 1);
+}
+
 TEST(bad_config_is_an_error_not_a_crash) {
   grpo_config cfg;
   grpo_error err = {0};
@@ -93,6 +136,7 @@ int main(int argc, char **argv) {
   snprintf(g_tmp, sizeof g_tmp, "/tmp/grpo_train_test_%d", (int)getpid());
   RUN(reward_rises);
   RUN(resume_is_bit_identical);
+  RUN(dynamic_sampling_drops_degenerate_groups);
   RUN(bad_config_is_an_error_not_a_crash);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
