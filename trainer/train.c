@@ -264,6 +264,14 @@ typedef struct run {
   trainer_packed pack;
   int mb_tokens;
   float *lp, *ent, *dlp, *dent, *old_buf;  /* per prediction of a micro-batch */
+  int *mb_starts;                          /* planned once: loss bookkeeping per micro-batch */
+  float *mb_adv, *mb_mask, *mb_isw, *mb_samp;
+  uint8_t *mb_maskbuf;
+  int32_t *mb_tokbuf;
+  int traj_cap;                            /* sequences of one trie-packed trajectory */
+  const int32_t **traj_seqs;
+  const uint8_t **traj_masks;
+  int *traj_lens;
   reward_registry *reg;
   reward_scratch *rs;
   trainer_metrics metrics;
@@ -301,7 +309,20 @@ static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewa
   r->dent = malloc(sizeof(float) * (size_t)P);
   r->old_buf = malloc(sizeof(float) * (size_t)P);
   r->ref_lp = malloc(sizeof(float) * (size_t)P);
-  if (!r->lp || !r->ent || !r->dlp || !r->dent || !r->old_buf || !r->ref_lp)
+  r->mb_starts = malloc(sizeof(int) * ((size_t)P + 1));
+  r->mb_adv = malloc(sizeof(float) * ((size_t)P + 1));
+  r->mb_mask = malloc(sizeof(float) * ((size_t)P + 1));
+  r->mb_isw = malloc(sizeof(float) * ((size_t)P + 1));
+  r->mb_samp = malloc(sizeof(float) * ((size_t)P + 1));
+  r->mb_maskbuf = malloc((size_t)r->mb_tokens + 1);
+  r->mb_tokbuf = malloc(sizeof(int32_t) * ((size_t)r->mb_tokens + 1));
+  r->traj_cap = 1 + (int)(cfg->rollout.max_parallel_blocks * cfg->rollout.max_threads);
+  r->traj_seqs = malloc(sizeof *r->traj_seqs * (size_t)r->traj_cap);
+  r->traj_masks = malloc(sizeof *r->traj_masks * (size_t)r->traj_cap);
+  r->traj_lens = malloc(sizeof *r->traj_lens * (size_t)r->traj_cap);
+  if (!r->traj_seqs || !r->traj_masks || !r->traj_lens) return GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
+  if (!r->lp || !r->ent || !r->dlp || !r->dent || !r->old_buf || !r->ref_lp || !r->mb_starts ||
+      !r->mb_adv || !r->mb_mask || !r->mb_isw || !r->mb_samp || !r->mb_maskbuf || !r->mb_tokbuf)
     return GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
   rc = model_params_alloc_grad(&r->s.params, err);
   if (rc) return rc;
@@ -396,6 +417,16 @@ static void run_close(run *r) {
   free(r->dent);
   free(r->old_buf);
   free(r->ref_lp);
+  free(r->mb_starts);
+  free(r->mb_adv);
+  free(r->mb_mask);
+  free(r->mb_isw);
+  free(r->mb_samp);
+  free(r->mb_maskbuf);
+  free(r->mb_tokbuf);
+  free(r->traj_seqs);
+  free(r->traj_masks);
+  free(r->traj_lens);
   model_transformer_free(r->ref_model);
   model_params_free(&r->ref_params);
   source_close(&r->src);
@@ -507,6 +538,7 @@ typedef struct seq_ref {
   const float *sampler_lp;   /* per completion token, or NULL */
   float advantage;
   int trained;               /* 0: masked out (e.g. truncated with mask_truncated_completions) */
+  const rollout_tw *traj;    /* P-GRPO: a whole ThreadWeaver trajectory instead of prompt+completion */
 } seq_ref;
 
 typedef struct train_accum {
@@ -570,46 +602,101 @@ static int train_micro_batch(run *r, const seq_ref *seqs, int first, int last,
     acc->tokens += pk->n_pred;
     return model_backward(r->s.model, &b, r->dlp, NULL, err);
   }
-  /* predictions of sequence i are contiguous and in order (packing order) */
-  int n_seq = last - first;
-  int *starts = malloc(sizeof(int) * (size_t)(n_seq + 1));
-  float *adv = malloc(sizeof(float) * (size_t)(n_seq + 1));
-  float *mask = malloc(sizeof(float) * (size_t)pk->n_pred + 1);
-  float *isw = malloc(sizeof(float) * (size_t)pk->n_pred + 1);
-  float *samp = malloc(sizeof(float) * (size_t)pk->n_pred + 1);
-  if (!starts || !adv || !mask || !isw || !samp) rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
-  int k = 0;
-  for (int i = 0; !rc && i < n_seq; i++) {
-    const seq_ref *sq = &seqs[first + i];
-    starts[i] = k;
-    adv[i] = sq->advantage;
-    for (int t = 0; t < sq->n_completion; t++, k++) {
-      mask[k] = sq->trained ? 1.0f : 0.0f;
-      samp[k] = sq->sampler_lp ? sq->sampler_lp[t] : r->lp[k];
+  /* predictions of one sequence (or trajectory) are contiguous, in order */
+  (void)first;
+  (void)last;
+  int *starts = r->mb_starts;
+  float *adv = r->mb_adv, *mask = r->mb_mask, *isw = r->mb_isw, *samp = r->mb_samp;
+  int n_seq = 0, t = 0;
+  for (int k = 0; k < pk->n_pred; k++) {
+    int id = pk->pred_seq[k];
+    if (k == 0 || id != pk->pred_seq[k - 1]) {
+      starts[n_seq] = k;
+      adv[n_seq] = seqs[id].advantage;
+      n_seq++;
+      t = 0;
     }
+    const seq_ref *sq = &seqs[id];
+    mask[k] = sq->trained ? 1.0f : 0.0f;
+    samp[k] = sq->sampler_lp && t < sq->n_completion ? sq->sampler_lp[t] : r->lp[k];
+    t++;
   }
-  if (!rc && k != pk->n_pred)
-    rc = GRPO_FAIL(err, GRPO_EINVAL, "trainer: %d predictions for %d completion tokens", pk->n_pred, k);
-  if (!rc) {
-    starts[n_seq] = k;
-    const float *is_weight = NULL;
-    if (r->cfg->trainer.importance_sampling_correction) {
-      /* the trainer's own logprobs before this update are the "old" ones */
-      trainer_is_weights(is_mode(r->cfg), (float)r->cfg->trainer.importance_sampling_clip_min,
-                         (float)r->cfg->trainer.importance_sampling_clip_max, n_seq, starts, r->lp,
-                         samp, mask, isw);
-      is_weight = isw;
+  starts[n_seq] = pk->n_pred;
+  const float *is_weight = NULL;
+  if (r->cfg->trainer.importance_sampling_correction) {
+    /* the trainer's own logprobs before this update are the "old" ones */
+    trainer_is_weights(is_mode(r->cfg), (float)r->cfg->trainer.importance_sampling_clip_min,
+                       (float)r->cfg->trainer.importance_sampling_clip_max, n_seq, starts, r->lp, samp,
+                       mask, isw);
+    is_weight = isw;
+  }
+  trainer_loss_batch lb = {n_seq, starts, adv, r->lp, NULL, lo.beta != 0.0f ? r->ref_lp : NULL,
+                           is_weight, r->ent, mask};
+  acc->loss += trainer_grpo_loss(&lo, norm, &lb, r->dlp, r->dent, &acc->ls);
+  return model_backward(r->s.model, &b, r->dlp, lo.entropy_coef != 0.0f ? r->dent : NULL, err);
+}
+
+/* Adds sequence i to the micro-batch being packed: prompt + completion, or a
+ * P-GRPO trajectory as one trie or as one row per unit. */
+static int pack_one(run *r, const seq_ref *sq, int i, grpo_error *err) {
+  uint8_t *maskbuf = r->mb_maskbuf;
+  int32_t *tokbuf = r->mb_tokbuf;
+  if (!sq->traj) {
+    int len = sq->n_prompt + sq->n_completion;
+    if (len > r->mb_tokens)
+      return GRPO_FAIL(err, GRPO_EINVAL,
+                       "a sequence of %d tokens does not fit trainer.max_tokens_per_microbatch = %d", len,
+                       r->mb_tokens);
+    memcpy(tokbuf, sq->prompt, sizeof(int32_t) * (size_t)sq->n_prompt);
+    memcpy(tokbuf + sq->n_prompt, sq->completion, sizeof(int32_t) * (size_t)sq->n_completion);
+    memset(maskbuf, 0, (size_t)sq->n_prompt);
+    memset(maskbuf + sq->n_prompt, 1, (size_t)sq->n_completion); /* predicted; the loss mask is separate */
+    return trainer_pack_sequence(&r->pack, tokbuf, len, maskbuf, i, err);
+  }
+  const rollout_tw *t = sq->traj;
+  if (r->cfg->trainer.pgrpo_packing == GRPO_CFG_PACK_TRIE) {
+    const int32_t **seqs = r->traj_seqs;
+    const uint8_t **masks = r->traj_masks;
+    int *lens = r->traj_lens, n = 0;
+    if (1 + t->n_branches > r->traj_cap)
+      return GRPO_FAIL(err, GRPO_EINVAL, "a trajectory has %d branches; the plan allows %d", t->n_branches,
+                       r->traj_cap - 1);
+    seqs[n] = t->combined.ids, lens[n] = t->combined.n, masks[n] = t->combined.mask, n++;
+    for (int b = 0; b < t->n_branches; b++)
+      seqs[n] = t->branches[b].ids, lens[n] = t->branches[b].n, masks[n] = t->branches[b].mask, n++;
+    int rc = trainer_pack_trajectory(&r->pack, seqs, lens, masks, n, i, err);
+    if (rc == GRPO_EBUDGET && r->pack.n_tokens == 0)
+      return GRPO_FAIL(err, GRPO_EINVAL,
+                       "a P-GRPO trajectory does not fit trainer.max_tokens_per_microbatch = %d",
+                       r->mb_tokens);
+    return rc;
+  }
+  /* units: each trained run of the combined view with the context before it,
+   * and each thread branch. All must fit together (a trajectory is not split). */
+  size_t mark_tokens = (size_t)r->pack.n_tokens, mark_pred = (size_t)r->pack.n_pred;
+  int rc = GRPO_OK;
+  for (int a = 0; !rc && a < t->combined.n;) {
+    if (!t->combined.mask[a]) {
+      a++;
+      continue;
     }
-    trainer_loss_batch lb = {n_seq, starts, adv, r->lp, NULL, lo.beta != 0.0f ? r->ref_lp : NULL,
-                             is_weight, r->ent, mask};
-    acc->loss += trainer_grpo_loss(&lo, norm, &lb, r->dlp, r->dent, &acc->ls);
-    rc = model_backward(r->s.model, &b, r->dlp, lo.entropy_coef != 0.0f ? r->dent : NULL, err);
+    int b = a;
+    while (b < t->combined.n && t->combined.mask[b]) b++;
+    memset(maskbuf, 0, (size_t)a);
+    memset(maskbuf + a, 1, (size_t)(b - a));
+    rc = trainer_pack_sequence(&r->pack, t->combined.ids, b, maskbuf, i, err);
+    a = b;
   }
-  free(starts);
-  free(adv);
-  free(mask);
-  free(isw);
-  free(samp);
+  for (int k = 0; !rc && k < t->n_branches; k++)
+    rc = trainer_pack_sequence(&r->pack, t->branches[k].ids, t->branches[k].n, t->branches[k].mask, i, err);
+  if (rc) { /* roll back this trajectory's units */
+    r->pack.n_tokens = (int)mark_tokens;
+    r->pack.n_pred = (int)mark_pred;
+    if (rc == GRPO_EBUDGET && mark_tokens == 0)
+      return GRPO_FAIL(err, GRPO_EINVAL,
+                       "a P-GRPO trajectory's units do not fit trainer.max_tokens_per_microbatch = %d",
+                       r->mb_tokens);
+  }
   return rc;
 }
 
@@ -618,29 +705,14 @@ static int train_sequences(run *r, const seq_ref *seqs, int n, const trainer_los
                            train_accum *acc, grpo_error *err) {
   int first = 0, rc = GRPO_OK;
   trainer_packed_clear(&r->pack);
-  uint8_t *maskbuf = malloc((size_t)r->mb_tokens + 1);
-  int32_t *tokbuf = malloc(sizeof(int32_t) * ((size_t)r->mb_tokens + 1));
-  if (!maskbuf || !tokbuf) rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
   for (int i = 0; !rc && i <= n; i++) {
     if (i < n) {
-      const seq_ref *sq = &seqs[i];
-      int len = sq->n_prompt + sq->n_completion;
-      if (len > r->mb_tokens) {
-        rc = GRPO_FAIL(err, GRPO_EINVAL,
-                       "a sequence of %d tokens does not fit trainer.max_tokens_per_microbatch = %d",
-                       len, r->mb_tokens);
-        break;
-      }
-      memcpy(tokbuf, sq->prompt, sizeof(int32_t) * (size_t)sq->n_prompt);
-      memcpy(tokbuf + sq->n_prompt, sq->completion, sizeof(int32_t) * (size_t)sq->n_completion);
-      memset(maskbuf, 0, (size_t)sq->n_prompt);
-      memset(maskbuf + sq->n_prompt, 1, (size_t)sq->n_completion); /* predicted; the loss mask is separate */
       grpo_error e2 = {0};
-      int prc = trainer_pack_sequence(&r->pack, tokbuf, len, maskbuf, i, &e2);
+      int prc = pack_one(r, &seqs[i], i, &e2);
       if (prc == GRPO_OK) continue;
-      if (prc != GRPO_EBUDGET) {
-        rc = prc;
+      if (prc != GRPO_EBUDGET || r->pack.n_tokens == 0) {
         *err = e2;
+        rc = prc == GRPO_EBUDGET ? GRPO_EINVAL : prc;
         break;
       }
     }
@@ -651,8 +723,6 @@ static int train_sequences(run *r, const seq_ref *seqs, int n, const trainer_los
       if (i < n) i--; /* retry this sequence in the next micro-batch */
     }
   }
-  free(maskbuf);
-  free(tokbuf);
   return rc;
 }
 
@@ -996,7 +1066,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     for (int q = 0; q < used * G; q++) {
       int trained = !(cfg->trainer.mask_truncated_completions && outs[q].truncated);
       seqs[q] = (seq_ref){groups[q / G].prompt, groups[q / G].n_prompt, outs[q].ids, outs[q].n,
-                          outs[q].sampler_logprobs, my_adv[q], trained};
+                          outs[q].sampler_logprobs, my_adv[q], trained, NULL};
       counts_local[0] += 1;
       counts_local[1] += trained ? outs[q].n : 0;
     }
@@ -1203,7 +1273,7 @@ int trainer_sft(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary,
         c->ids[c->n++] = eos;
       }
       seqs[n] = (seq_ref){ex[n].prompt.ids, (int)ex[n].prompt.n, ex[n].completion.ids,
-                          (int)ex[n].completion.n, NULL, 0.0f, 1};
+                          (int)ex[n].completion.n, NULL, 0.0f, 1, NULL};
       tokens += (double)ex[n].completion.n;
       n++;
     }
