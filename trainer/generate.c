@@ -122,19 +122,6 @@ static int emit(trainer_session *s, FILE *out, const prompt_row *r, int sample, 
   return js ? GRPO_OK : GRPO_FAIL(err, GRPO_ENOMEM, "generate: out of memory writing JSON");
 }
 
-/* Orchestrator text (thread headers) through the session's tokenizer. */
-static int encode_text(void *ctx, const char *text, int32_t *out, int cap) {
-  model_ids ids = {0};
-  int n = -1;
-  if (model_tokenizer_encode((model_tokenizer *)ctx, text, strlen(text), &ids, NULL) == GRPO_OK &&
-      ids.n <= (size_t)cap) {
-    memcpy(out, ids.ids, sizeof(int32_t) * ids.n);
-    n = (int)ids.n;
-  }
-  model_ids_free(&ids);
-  return n;
-}
-
 int trainer_generate_file(trainer_session *s, const char *prompts_path, int n_samples, FILE *out,
                           grpo_error *err) {
   if (n_samples <= 0) return GRPO_FAIL(err, GRPO_EINVAL, "--n must be >= 1, got %d", n_samples);
@@ -166,12 +153,8 @@ int trainer_generate_file(trainer_session *s, const char *prompts_path, int n_sa
     outs[i].ids = ids + i * (size_t)max_new;
     outs[i].logprobs = lps + i * (size_t)max_new;
   }
-  rollout_tw_options two = {.max_threads = (int)s->cfg->rollout.max_threads,
-                            .max_rounds = (int)s->cfg->rollout.max_parallel_blocks,
-                            .max_len = s->max_len,
-                            .join_close = s->cfg->rollout.join_mode == GRPO_CFG_JOIN_APPEND_CLOSE,
-                            .encode = encode_text,
-                            .encode_ctx = s->tok};
+  rollout_tw_options two;
+  trainer_session_tw_options(s, &two);
   for (int first = 0; !rc && first < n_rows; first += per) {
     int ng = n_rows - first < per ? n_rows - first : per;
     for (int g = 0; g < ng; g++)

@@ -233,3 +233,26 @@ void trainer_session_engine_options(const trainer_session *s, uint64_t seed, uin
   o->piece_ctx = s->tok;
   o->vocab_limit = model_tokenizer_n_ids(s->tok);
 }
+
+int trainer_encode_text(void *ctx, const char *text, int32_t *out, int cap) {
+  model_ids ids = {0};
+  int n = -1;
+  if (model_tokenizer_encode((model_tokenizer *)ctx, text, strlen(text), &ids, NULL) == GRPO_OK &&
+      ids.n <= (size_t)cap) {
+    memcpy(out, ids.ids, sizeof(int32_t) * ids.n);
+    n = (int)ids.n;
+  }
+  model_ids_free(&ids);
+  return n;
+}
+
+void trainer_session_tw_options(const trainer_session *s, rollout_tw_options *o) {
+  const grpo_config *c = s->cfg;
+  memset(o, 0, sizeof *o);
+  o->max_threads = (int)c->rollout.max_threads;
+  o->max_rounds = (int)c->rollout.max_parallel_blocks;
+  o->max_len = s->max_len;
+  o->join_close = c->rollout.join_mode == GRPO_CFG_JOIN_APPEND_CLOSE;
+  o->encode = trainer_encode_text;
+  o->encode_ctx = s->tok;
+}

@@ -50,4 +50,10 @@ void trainer_session_engine_options(const trainer_session *s, uint64_t seed, uin
 /* The token-to-text callback for stop strings (ctx: the tokenizer). */
 int trainer_token_piece(void *ctx, int32_t id, char *buf, int cap);
 
+/* Orchestrator text to ids (ctx: the tokenizer), for the P-GRPO fork/join. */
+int trainer_encode_text(void *ctx, const char *text, int32_t *out, int cap);
+
+/* Fork/join limits from the config's rollout section. */
+void trainer_session_tw_options(const trainer_session *s, rollout_tw_options *o);
+
 #endif

@@ -636,6 +636,15 @@ static int train_micro_batch(run *r, const seq_ref *seqs, int first, int last,
   return model_backward(r->s.model, &b, r->dlp, lo.entropy_coef != 0.0f ? r->dent : NULL, err);
 }
 
+/* Tokens the model generated in a trajectory (each counted once). */
+static int traj_trained_tokens(const rollout_tw *t) {
+  int n = 0;
+  for (int i = 0; i < t->combined.n; i++) n += t->combined.mask[i];
+  for (int b = 0; b < t->n_branches; b++)
+    for (int i = 0; i < t->branches[b].n; i++) n += t->branches[b].mask[i];
+  return n;
+}
+
 /* Adds sequence i to the micro-batch being packed: prompt + completion, or a
  * P-GRPO trajectory as one trie or as one row per unit. */
 static int pack_one(run *r, const seq_ref *sq, int i, grpo_error *err) {
@@ -872,9 +881,6 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
                      "distributed.mode: disaggregated training is not wired into grpo train yet "
                      "(the rollout workers exist: rollout/worker.h); use colocated");
-  if (cfg->rollout.parallel_threads)
-    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
-                     "rollout.parallel_threads in grpo train is not wired yet (grpo generate supports it)");
   run r;
   int rc = run_open(&r, cfg, comm, 1, err);
   if (!rc) rc = source_open_train(&r.src, cfg, err);
@@ -900,6 +906,12 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   float *lps = malloc(sizeof(float) * (size_t)SL * G * max_new);
   float *slps = malloc(sizeof(float) * (size_t)SL * G * max_new);
   float *rew_local = malloc(sizeof(float) * (size_t)SL * G * F);
+  const int parallel = cfg->rollout.parallel_threads;
+  rollout_tw *trajs = parallel ? calloc((size_t)SL * G, sizeof *trajs) : NULL;
+  int n_trajs = 0; /* initialised trajectories to free */
+  char *rtext = NULL;
+  int32_t *roffs = NULL;
+  size_t rtext_cap = 0, roffs_cap = 0;
   float *rew_all = malloc(sizeof(float) * (size_t)B * G * F);
   float *adv_all = malloc(sizeof(float) * (size_t)B * G);
   double *scratch = malloc(sizeof(double) * (size_t)B * G * (F + 1));
@@ -969,7 +981,15 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       rollout_engine_options eo;
       trainer_session_engine_options(&r.s, (uint64_t)cfg->seed, (uint32_t)r.step, &eo);
       rollout_engine_stats rs;
-      rc = rollout_engine_generate(r.s.engine, &eo, groups + kept, used, outs + (size_t)kept * G, &rs, err);
+      if (parallel) {
+        rollout_tw_options two;
+        trainer_session_tw_options(&r.s, &two);
+        rc = rollout_engine_generate_parallel(r.s.engine, &eo, &two, groups + kept, used,
+                                              trajs + (size_t)kept * G, &rs, err);
+        if (!rc) n_trajs = (kept + used) * G;
+      } else {
+        rc = rollout_engine_generate(r.s.engine, &eo, groups + kept, used, outs + (size_t)kept * G, &rs, err);
+      }
       if (rc) break;
       est.decode_tokens += rs.decode_tokens;
       est.seconds += rs.seconds;
@@ -977,23 +997,72 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
         const prompt_item *it = &items[r.rank + g * r.world];
         for (int j = 0; j < G && !rc; j++) {
           size_t q = (size_t)(kept + g) * G + j;
-          rollout_output *o = &outs[q];
           model_text text = {0};
-          rc = model_tokenizer_decode(r.s.tok, o->ids, (size_t)o->n, 1, &text, err);
-          if (rc) break;
           reward_input in;
           reward_input_init(&in);
           in.prompt = it->question;
-          in.completion = text.s ? text.s : "";
-          in.n_tokens = o->n;
           in.gold = it->gold;
-          in.truncated = o->truncated;
+          if (parallel) {
+            /* the joined response, tags kept, with each token's byte offset
+             * (the acceleration reward counts tokens on the critical path) */
+            const rollout_tw *t = &trajs[q];
+            const int32_t *ids = t->combined.ids + t->n_prompt;
+            int n = t->combined.n - t->n_prompt;
+            /* NUL bytes (a model can emit byte 0) become U+FFFD: the reward
+             * functions take C strings */
+            size_t need = 0;
+            for (int k = 0; k < n; k++) {
+              size_t len = 0;
+              const char *b = model_tokenizer_token_bytes(r.s.tok, ids[k], &len);
+              for (size_t c = 0; b && c < len; c++) need += b[c] ? 1 : 3;
+            }
+            if (need + 1 > rtext_cap || (size_t)n + 1 > roffs_cap) {
+              rtext_cap = need + 1 > rtext_cap ? 2 * (need + 1) : rtext_cap;
+              roffs_cap = (size_t)n + 1 > roffs_cap ? 2 * ((size_t)n + 1) : roffs_cap;
+              char *nt = realloc(rtext, rtext_cap);
+              int32_t *no = realloc(roffs, sizeof(int32_t) * roffs_cap);
+              if (nt) rtext = nt;
+              if (no) roffs = no;
+              if (!nt || !no) {
+                rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory for a response");
+                break;
+              }
+            }
+            size_t at = 0;
+            for (int k = 0; k < n; k++) {
+              size_t len = 0;
+              const char *b = model_tokenizer_token_bytes(r.s.tok, ids[k], &len);
+              roffs[k] = (int32_t)at;
+              for (size_t c = 0; b && c < len; c++) {
+                if (b[c]) {
+                  rtext[at++] = b[c];
+                } else {
+                  memcpy(rtext + at, "\xEF\xBF\xBD", 3);
+                  at += 3;
+                }
+              }
+            }
+            rtext[at] = '\0';
+            in.completion = rtext;
+            in.n_tokens = n;
+            in.token_offsets = roffs;
+            in.truncated = t->truncated;
+            len_sum += n;
+            clipped += t->truncated;
+          } else {
+            rollout_output *o = &outs[q];
+            rc = model_tokenizer_decode(r.s.tok, o->ids, (size_t)o->n, 1, &text, err);
+            if (rc) break;
+            in.completion = text.s ? text.s : "";
+            in.n_tokens = o->n;
+            in.truncated = o->truncated;
+            len_sum += o->n;
+            clipped += o->truncated;
+          }
           reward_result res;
           rc = reward_registry_score(r.reg, r.rs, &in, &res, err);
           for (int k = 0; !rc && k < F; k++) rew_local[q * F + k] = (float)res.scores[k];
           model_text_free(&text);
-          len_sum += o->n;
-          clipped += o->truncated;
         }
       }
       if (rc) break;
@@ -1034,6 +1103,11 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
             rollout_output to_ = outs[(size_t)to * G + j];
             outs[(size_t)to * G + j] = outs[(size_t)from * G + j];
             outs[(size_t)from * G + j] = to_;
+            if (parallel) {
+              rollout_tw tt = trajs[(size_t)to * G + j];
+              trajs[(size_t)to * G + j] = trajs[(size_t)from * G + j];
+              trajs[(size_t)from * G + j] = tt;
+            }
           }
           memmove(rew_local + (size_t)to * G * F, rew_local + (size_t)from * G * F, sizeof(float) * (size_t)G * F);
         }
@@ -1065,10 +1139,17 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     double counts_local[2] = {0, 0};
     for (int q = 0; q < used * G; q++) {
       int trained = !(cfg->trainer.mask_truncated_completions && outs[q].truncated);
-      seqs[q] = (seq_ref){groups[q / G].prompt, groups[q / G].n_prompt, outs[q].ids, outs[q].n,
-                          outs[q].sampler_logprobs, my_adv[q], trained, NULL};
+      if (parallel) {
+        const rollout_tw *t = &trajs[q];
+        trained = !(cfg->trainer.mask_truncated_completions && t->truncated);
+        seqs[q] = (seq_ref){groups[q / G].prompt, groups[q / G].n_prompt, NULL, 0, NULL, my_adv[q], trained, t};
+        counts_local[1] += trained ? traj_trained_tokens(t) : 0;
+      } else {
+        seqs[q] = (seq_ref){groups[q / G].prompt, groups[q / G].n_prompt, outs[q].ids, outs[q].n,
+                            outs[q].sampler_logprobs, my_adv[q], trained, NULL};
+        counts_local[1] += trained ? outs[q].n : 0;
+      }
       counts_local[0] += 1;
-      counts_local[1] += trained ? outs[q].n : 0;
     }
     MPI_Allreduce(MPI_IN_PLACE, counts_local, 2, MPI_DOUBLE, MPI_SUM, comm);
     trainer_loss_norm norm = {counts_local[0], counts_local[1]};
@@ -1090,6 +1171,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     }
     if (rc) break;
     double t_train = grpo_now_seconds() - tt;
+    for (int q = 0; q < n_trajs; q++) rollout_tw_free(&trajs[q]);
+    n_trajs = 0;
     r.step++;
     if (skipped) {
       summary->skipped_steps++;
@@ -1205,6 +1288,10 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   free(displs);
   free(kcounts);
   free(kdispls);
+  for (int q = 0; q < n_trajs; q++) rollout_tw_free(&trajs[q]);
+  free(trajs);
+  free(rtext);
+  free(roffs);
   run_close(&r);
   return rc;
 }

@@ -118,6 +118,29 @@ TEST(dynamic_sampling_drops_degenerate_groups) {
   CHECK(last_metric(dir, "dynamic_sampling/rounds") >= 1);
 }
 
+TEST(pgrpo_mode_runs) {
+  const char *packings[2] = {"trainer.pgrpo_packing=trie", "trainer.pgrpo_packing=units"};
+  for (int k = 0; k < 2; k++) {
+    char dir[512], od[600];
+    dir_for(dir, sizeof dir, k ? "pgrpo_units" : "pgrpo_trie");
+    snprintf(od, sizeof od, "output_dir=%s", dir);
+    const char *extra[] = {od, "trainer.max_steps=2", "rollout.parallel_threads=true", packings[k],
+                           "trainer.scale_rewards=none",
+                           "reward.functions=[{name: length, options: {mode: target, target_length: 4}}, "
+                           "{name: pgrpo_acceleration}]",
+                           NULL};
+    grpo_config cfg;
+    grpo_error err = {0};
+    CHECK_EQ_INT(train_config(&cfg, extra, &err), GRPO_OK);
+    trainer_summary s;
+    int rc = trainer_train(&cfg, MPI_COMM_WORLD, &s, &err);
+    CHECK_MSG(rc == GRPO_OK, "%s: %s", packings[k], err.msg);
+    CHECK_EQ_INT(s.steps_done, 2);
+    CHECK(last_metric(dir, "rewards/pgrpo_acceleration/mean") >= 0);
+    grpo_config_free(&cfg);
+  }
+}
+
 TEST(bad_config_is_an_error_not_a_crash) {
   grpo_config cfg;
   grpo_error err = {0};
@@ -137,6 +160,7 @@ int main(int argc, char **argv) {
   RUN(reward_rises);
   RUN(resume_is_bit_identical);
   RUN(dynamic_sampling_drops_degenerate_groups);
+  RUN(pgrpo_mode_runs);
   RUN(bad_config_is_an_error_not_a_crash);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
