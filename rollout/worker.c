@@ -333,6 +333,7 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
   if (!rc) {
     rollout_engine_options eo = {.sampling = h.sampling, .max_new_tokens = h.max_new, .seed = h.seed,
                                  .step = h.step, .stop_ids = o->stop_ids, .n_stop_ids = o->n_stop_ids,
+                                 .stop_strings = o->stop_strings, .n_stop_strings = o->n_stop_strings,
                                  .piece = o->piece, .piece_ctx = o->piece_ctx,
                                  .vocab_limit = o->vocab_limit};
     rc = rollout_engine_generate(o->engine, &eo, groups, n, outs, &st, err);

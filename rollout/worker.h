@@ -81,6 +81,8 @@ typedef struct rollout_worker_options {
   size_t n_weights;
   const int32_t *stop_ids;
   int n_stop_ids;
+  const char *const *stop_strings;
+  int n_stop_strings;
   rollout_piece_fn piece;
   void *piece_ctx;
   int vocab_limit;

@@ -13,6 +13,7 @@
 #include "core/progress.h"
 #include "optim/optim.h"
 #include "reward/registry.h"
+#include "rollout/worker.h"
 #include "tasks/arith.h"
 #include "tasks/dataset.h"
 #include "trainer/advantage.h"
@@ -871,18 +872,167 @@ static void write_summary(run *r, const trainer_summary *s, const char *kind) {
 
 /* ---- GRPO ----------------------------------------------------------------------- */
 
+/* One disaggregated generation round: every trainer renders the B prompts;
+ * trainer 0 has the workers generate and score them, then shares the
+ * results; each trainer keeps its groups (r, r + T, ...) in slots 0.. */
+static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_item *items, int B, int G,
+                               int F, int max_new, model_ids *pids, rollout_group *groups,
+                               rollout_output *outs, int32_t *tok, float *lps, float *slps,
+                               float *rew, rollout_engine_stats *est, trainer_adv_stats *ast_all,
+                               double *len_sum, double *clipped, const float *weights, float *adv_scratch,
+                               double *scratch, grpo_error *err) {
+  const grpo_config *cfg = r->cfg;
+  int rc = GRPO_OK;
+  const char **golds = malloc(sizeof(char *) * (size_t)B);
+  int32_t *meta = malloc(sizeof(int32_t) * 3 * (size_t)B * G);
+  if (!golds || !meta) rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
+  for (int i = 0; !rc && i < B; i++) {
+    pids[i].n = 0;
+    rc = trainer_session_prompt(&r->s, items[i].question, &pids[i], err);
+    if (!rc && (long)pids[i].n > cfg->data.max_prompt_length) {
+      size_t drop = pids[i].n - (size_t)cfg->data.max_prompt_length;
+      memmove(pids[i].ids, pids[i].ids + drop, sizeof(int32_t) * (size_t)cfg->data.max_prompt_length);
+      pids[i].n = (size_t)cfg->data.max_prompt_length;
+    }
+    groups[i] = (rollout_group){pids[i].ids, (int)pids[i].n, G, (uint32_t)items[i].index};
+    golds[i] = items[i].gold;
+  }
+  if (!rc && r->rank == 0) {
+    rollout_work w = {.weight_version = (uint32_t)r->step, .step = (uint32_t)r->step,
+                      .seed = (uint64_t)cfg->seed, .max_new_tokens = max_new, .n_groups = B,
+                      .groups = groups, .golds = golds};
+    rollout_engine_options eo;
+    trainer_session_engine_options(&r->s, 0, 0, &eo);
+    w.sampling = eo.sampling;
+    rollout_results res = {outs, rew, F, 0, 0};
+    rc = rollout_dispatch(cl, &w, &res, err);
+    est->decode_tokens += res.worker_tokens;
+    est->seconds += res.worker_seconds;
+    for (int q = 0; !rc && q < B * G; q++) {
+      meta[3 * q] = outs[q].n;
+      meta[3 * q + 1] = outs[q].finish;
+      meta[3 * q + 2] = outs[q].truncated;
+      *len_sum += outs[q].n;
+      *clipped += outs[q].truncated;
+    }
+  }
+  MPI_Bcast(&rc, 1, MPI_INT, 0, r->comm);
+  if (rc) {
+    if (r->rank != 0) GRPO_FAIL(err, rc, "trainer rank 0 failed to collect the rollouts");
+    free(golds);
+    free(meta);
+    return rc;
+  }
+  if (r->world > 1) {
+    size_t n = (size_t)B * G * max_new;
+    MPI_Bcast(tok, (int)n, MPI_INT32_T, 0, r->comm);
+    MPI_Bcast(lps, (int)n, MPI_FLOAT, 0, r->comm);
+    MPI_Bcast(slps, (int)n, MPI_FLOAT, 0, r->comm);
+    MPI_Bcast(meta, 3 * B * G, MPI_INT32_T, 0, r->comm);
+    MPI_Bcast(rew, B * G * F, MPI_FLOAT, 0, r->comm);
+    for (int q = 0; q < B * G; q++) {
+      outs[q].n = meta[3 * q];
+      outs[q].finish = (rollout_finish)meta[3 * q + 1];
+      outs[q].truncated = meta[3 * q + 2];
+    }
+  }
+  trainer_adv_options ao0 = {TRAINER_SCALE_NONE, TRAINER_STD_UNBIASED, TRAINER_SUM_THEN_NORMALIZE, 0};
+  trainer_advantages(rew, B, G, F, weights, &ao0, NULL, adv_scratch, scratch, ast_all);
+  /* keep this trainer's groups in slots 0..: group l*T + rank -> slot l */
+  for (int l = 0, g = r->rank; g < B; l++, g += r->world) {
+    if (g == l) continue;
+    model_ids tp = pids[l];
+    pids[l] = pids[g];
+    pids[g] = tp;
+    groups[l] = groups[g];
+    groups[l].prompt = pids[l].ids;
+    for (int j = 0; j < G; j++) {
+      rollout_output t = outs[(size_t)l * G + j];
+      outs[(size_t)l * G + j] = outs[(size_t)g * G + j];
+      outs[(size_t)g * G + j] = t;
+    }
+    memmove(rew + (size_t)l * G * F, rew + (size_t)g * G * F, sizeof(float) * (size_t)G * F);
+  }
+  free(golds);
+  free(meta);
+  return GRPO_OK;
+}
+
+/* A rollout worker's scorer: decode, then the reward registry. */
+static int score_completion(void *ctx, const char *gold, const int32_t *ids, int n, int truncated,
+                            float *rewards, grpo_error *err) {
+  run *r = ctx;
+  model_text text = {0};
+  int rc = model_tokenizer_decode(r->s.tok, ids, (size_t)n, 1, &text, err);
+  if (rc) return rc;
+  reward_input in;
+  reward_input_init(&in);
+  in.completion = text.s ? text.s : "";
+  in.n_tokens = n;
+  in.gold = gold && *gold ? gold : NULL;
+  in.truncated = truncated;
+  reward_result res;
+  rc = reward_registry_score(r->reg, r->rs, &in, &res, err);
+  for (int k = 0; !rc && k < reward_registry_count(r->reg); k++) rewards[k] = (float)res.scores[k];
+  model_text_free(&text);
+  return rc;
+}
+
+/* Worker ranks: serve generation requests until the trainer shuts them down. */
+static int serve_rollouts(run *r, const rollout_cluster *cl, grpo_error *err) {
+  rollout_engine_options eo;
+  trainer_session_engine_options(&r->s, 0, 0, &eo);
+  rollout_worker_options o = {.engine = r->s.engine,
+                              .weights = r->s.params.data,
+                              .n_weights = r->s.params.total,
+                              .stop_ids = eo.stop_ids,
+                              .n_stop_ids = eo.n_stop_ids,
+                              .stop_strings = eo.stop_strings,
+                              .n_stop_strings = eo.n_stop_strings,
+                              .piece = eo.piece,
+                              .piece_ctx = eo.piece_ctx,
+                              .vocab_limit = eo.vocab_limit,
+                              .score = score_completion,
+                              .score_ctx = r,
+                              .n_rewards = reward_registry_count(r->reg)};
+  return rollout_worker_loop(cl, &o, err);
+}
+
 int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary, grpo_error *err) {
   trainer_summary sum_local = {0};
   if (!summary) summary = &sum_local;
   memset(summary, 0, sizeof *summary);
   summary->accuracy_first = summary->accuracy_last = -1;
   double t0 = grpo_now_seconds();
-  if (cfg->distributed.mode == GRPO_CFG_MODE_DISAGGREGATED)
+  const int disagg = cfg->distributed.mode == GRPO_CFG_MODE_DISAGGREGATED;
+  if (disagg && (cfg->rollout.parallel_threads || cfg->trainer.dynamic_sampling))
     return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
-                     "distributed.mode: disaggregated training is not wired into grpo train yet "
-                     "(the rollout workers exist: rollout/worker.h); use colocated");
+                     "distributed.mode: disaggregated does not combine with rollout.parallel_threads or "
+                     "trainer.dynamic_sampling yet; use colocated for those");
   run r;
   int rc = run_open(&r, cfg, comm, 1, err);
+  /* disaggregated: ranks [0, T) train, ranks [T, N) generate and score */
+  rollout_cluster cl;
+  memset(&cl, 0, sizeof cl);
+  cl.weights_comm = MPI_COMM_NULL;
+  MPI_Comm tcomm = MPI_COMM_NULL;
+  if (!rc && disagg) {
+    int T = r.world - (int)cfg->distributed.rollout_ranks;
+    rc = rollout_cluster_init(&cl, comm, T, err);
+    if (!rc) {
+      MPI_Comm_split(comm, r.rank < T ? 0 : 1, r.rank, &tcomm);
+      if (r.rank >= T) {
+        rc = serve_rollouts(&r, &cl, err);
+        MPI_Comm_free(&tcomm);
+        rollout_cluster_free(&cl);
+        run_close(&r);
+        return rc;
+      }
+      r.comm = tcomm;
+      MPI_Comm_rank(tcomm, &r.rank);
+      MPI_Comm_size(tcomm, &r.world);
+    }
+  }
   if (!rc) rc = source_open_train(&r.src, cfg, err);
   if (!rc) rc = maybe_resume(&r, err);
   if (!rc && cfg->trainer.beta != 0.0) {
@@ -938,6 +1088,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     summary->accuracy_first = acc0;
     if (!rc && r.n_evals) trainer_metrics_flush(&r.metrics, r.step);
   }
+  if (!rc && disagg && r.rank == 0)
+    rc = rollout_broadcast_weights(&cl, (uint32_t)r.step, r.s.params.data, r.s.params.total, err);
   grpo_progress prog;
   grpo_progress_begin(&prog, NULL, "grpo", "step", (long)cfg->trainer.max_steps, -1);
   prog.enabled = r.rank == 0 && cfg->logging.progress;
@@ -960,6 +1112,14 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       double tr = grpo_now_seconds();
       rounds++;
       source_next(&r.src, B, items);
+      if (disagg) {
+        rc = disaggregated_round(&r, &cl, items, B, G, F, max_new, pids, groups, outs, tok, lps, slps,
+                                 rew_local, &est, &ast_all, &len_sum, &clipped, weights, adv_all, scratch, err);
+        kept = B / r.world + (r.rank < B % r.world ? 1 : 0);
+        kept_global = B;
+        t_rollout += grpo_now_seconds() - tr;
+        break;
+      }
       int used = 0;
       for (int i = r.rank; i < B && !rc; i += r.world) {
         model_ids *pi = &pids[kept + used];
@@ -1067,7 +1227,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       }
       if (rc) break;
       MPI_Allgatherv(rew_local + (size_t)kept * G * F, used * G * F, MPI_FLOAT, rew_all, counts, displs,
-                     MPI_FLOAT, comm);
+                     MPI_FLOAT, r.comm);
       if (round == 0) { /* the metrics describe what was generated, before any filtering */
         trainer_adv_options ao0 = {TRAINER_SCALE_NONE, TRAINER_STD_UNBIASED, TRAINER_SUM_THEN_NORMALIZE, 0};
         trainer_advantages(rew_all, B, G, F, weights, &ao0, NULL, adv_all, scratch, &ast_all);
@@ -1120,9 +1280,9 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     const int used = kept;
     /* 4. advantages over the kept groups (identical on every rank) */
     int my_count = used * G * F;
-    MPI_Allgather(&my_count, 1, MPI_INT, kcounts, 1, MPI_INT, comm);
+    MPI_Allgather(&my_count, 1, MPI_INT, kcounts, 1, MPI_INT, r.comm);
     for (int w = 0; w < r.world; w++) kdispls[w] = w == 0 ? 0 : kdispls[w - 1] + kcounts[w - 1];
-    MPI_Allgatherv(rew_local, my_count, MPI_FLOAT, rew_all, kcounts, kdispls, MPI_FLOAT, comm);
+    MPI_Allgatherv(rew_local, my_count, MPI_FLOAT, rew_all, kcounts, kdispls, MPI_FLOAT, r.comm);
     trainer_adv_options ao = {cfg->trainer.scale_rewards == GRPO_CFG_SCALE_BATCH  ? TRAINER_SCALE_BATCH
                               : cfg->trainer.scale_rewards == GRPO_CFG_SCALE_NONE ? TRAINER_SCALE_NONE
                                                                                   : TRAINER_SCALE_GROUP,
@@ -1151,7 +1311,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       }
       counts_local[0] += 1;
     }
-    MPI_Allreduce(MPI_IN_PLACE, counts_local, 2, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(MPI_IN_PLACE, counts_local, 2, MPI_DOUBLE, MPI_SUM, r.comm);
     trainer_loss_norm norm = {counts_local[0], counts_local[1]};
     /* 6. train (num_iterations passes over the same rollouts) */
     double tt = grpo_now_seconds();
@@ -1174,6 +1334,10 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     for (int q = 0; q < n_trajs; q++) rollout_tw_free(&trajs[q]);
     n_trajs = 0;
     r.step++;
+    if (disagg && r.rank == 0) {
+      rc = rollout_broadcast_weights(&cl, (uint32_t)r.step, r.s.params.data, r.s.params.total, err);
+      if (rc) break;
+    }
     if (skipped) {
       summary->skipped_steps++;
       bad_in_a_row++;
@@ -1191,8 +1355,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     double m[8] = {acc.loss, acc.ls.kl_sum, acc.ls.entropy_sum, acc.ls.tokens, acc.ls.clip_low,
                    acc.ls.clip_high, acc.ls.clip_region, acc.ls.clip_count};
     double lens[2] = {len_sum, clipped};
-    MPI_Allreduce(MPI_IN_PLACE, m, 8, MPI_DOUBLE, MPI_SUM, comm);
-    MPI_Allreduce(MPI_IN_PLACE, lens, 2, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(MPI_IN_PLACE, m, 8, MPI_DOUBLE, MPI_SUM, r.comm);
+    MPI_Allreduce(MPI_IN_PLACE, lens, 2, MPI_DOUBLE, MPI_SUM, r.comm);
     double tok_n = m[3] > 0 ? m[3] : 1, clip_n = m[7] > 0 ? m[7] : 1;
     double seq_n = (double)rounds * B * G; /* every generated completion */
     trainer_metrics *mt = &r.metrics;
@@ -1292,6 +1456,15 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   free(trajs);
   free(rtext);
   free(roffs);
+  if (disagg) {
+    grpo_error e2 = {0};
+    if (r.rank == 0 && rollout_shutdown_workers(&cl, &e2) && !rc) {
+      *err = e2;
+      rc = e2.code;
+    }
+    rollout_cluster_free(&cl);
+    if (tcomm != MPI_COMM_NULL) MPI_Comm_free(&tcomm);
+  }
   run_close(&r);
   return rc;
 }
@@ -1365,7 +1538,7 @@ int trainer_sft(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary,
       n++;
     }
     if (rc) break;
-    MPI_Allreduce(MPI_IN_PLACE, &tokens, 1, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &tokens, 1, MPI_DOUBLE, MPI_SUM, r.comm);
     if (tokens == 0) {
       rc = GRPO_FAIL(err, GRPO_EINVAL, "sft: the data has no solutions to train on (data.sft_path / solution field)");
       break;
@@ -1383,7 +1556,7 @@ int trainer_sft(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary,
     r.step++;
     summary->skipped_steps += s;
     double loss = acc.loss;
-    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, r.comm);
     trainer_metrics_set(&r.metrics, "sft/loss", loss);
     trainer_metrics_set(&r.metrics, "grad_norm", gnorm);
     trainer_metrics_set(&r.metrics, "learning_rate", lr);

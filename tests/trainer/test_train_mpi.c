@@ -54,6 +54,40 @@ TEST(reward_rises_on_two_ranks) {
   grpo_config_free(&cfg);
 }
 
+/* 1 trainer + 1 rollout worker trains the same weights as 1 colocated rank:
+ * the worker samples with the broadcast weights and the keyed RNG. */
+TEST(disaggregated_equals_colocated) {
+  char dis[512], col[512], od[600], oc[600];
+  snprintf(dis, sizeof dis, "%s/disagg", g_tmp);
+  snprintf(col, sizeof col, "%s/coloc", g_tmp);
+  snprintf(od, sizeof od, "output_dir=%s", dis);
+  snprintf(oc, sizeof oc, "output_dir=%s", col);
+  grpo_error err = {0};
+  grpo_config cfg;
+  const char *e2[] = {od, "trainer.max_steps=3", "distributed.mode=disaggregated",
+                      "distributed.rollout_ranks=1", NULL};
+  CHECK_EQ_INT(train_config(&cfg, e2, &err), GRPO_OK);
+  trainer_summary s;
+  int rc = trainer_train(&cfg, MPI_COMM_WORLD, &s, &err);
+  CHECK_MSG(rc == GRPO_OK, "rank %d: %s", g_rank, err.msg);
+  grpo_config_free(&cfg);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (g_rank != 0) return;
+  CHECK_EQ_INT(s.steps_done, 3);
+  const char *e1[] = {oc, "trainer.max_steps=3", NULL};
+  CHECK_EQ_INT(train_config(&cfg, e1, &err), GRPO_OK);
+  CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_SELF, NULL, &err), GRPO_OK);
+  grpo_config_free(&cfg);
+  model_params pa, pb;
+  CHECK_EQ_INT(final_weights(dis, &pa, &err), GRPO_OK);
+  CHECK_EQ_INT(final_weights(col, &pb, &err), GRPO_OK);
+  double worst = 0;
+  for (size_t i = 0; i < pa.total; i++) worst = fmax(worst, fabs(pa.data[i] - pb.data[i]));
+  CHECK_MSG(worst < 1e-5, "largest weight difference %g", worst);
+  model_params_free(&pa);
+  model_params_free(&pb);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -63,6 +97,8 @@ int main(int argc, char **argv) {
   RUN(two_ranks_equal_one);
   MPI_Barrier(MPI_COMM_WORLD);
   RUN(reward_rises_on_two_ranks);
+  MPI_Barrier(MPI_COMM_WORLD);
+  RUN(disaggregated_equals_colocated);
   int failed = test_cases_failed_, any = 0;
   MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   if (g_rank == 0) {
