@@ -141,6 +141,32 @@ TEST(pgrpo_mode_runs) {
   }
 }
 
+/* Weights with a NaN make every gradient non-finite: each update is skipped
+ * and counted, and after trainer.max_bad_steps in a row the run stops with
+ * an error instead of writing NaN weights. */
+TEST(non_finite_updates_are_skipped_then_stop) {
+  char src[512], model[512], od[600], mp[600];
+  dir_for(src, sizeof src, "nan_src");
+  dir_for(model, sizeof model, "nan_model");
+  grpo_error err = {0};
+  model_params p;
+  CHECK_EQ_INT(ckpt_hf_load(test_path("tests/fixtures/models/qwen2"), &p, &err), GRPO_OK);
+  p.data[p.final_norm] = NAN;
+  CHECK_EQ_INT(ckpt_hf_save(&p, model, CKPT_ST_F32, 0, NULL, &err), GRPO_OK);
+  model_params_free(&p);
+  snprintf(od, sizeof od, "output_dir=%s", src);
+  snprintf(mp, sizeof mp, "model.path=%s", model);
+  const char *extra[] = {od, mp, "trainer.max_steps=10", "trainer.max_bad_steps=2",
+                         "checkpoint.every_steps=0", NULL};
+  grpo_config cfg;
+  CHECK_EQ_INT(train_config(&cfg, extra, &err), GRPO_OK);
+  trainer_summary s;
+  CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, &s, &err), GRPO_ENUMERIC);
+  CHECK(strstr(err.msg, "non-finite") != NULL);
+  CHECK_EQ_INT(s.skipped_steps, 2);
+  grpo_config_free(&cfg);
+}
+
 TEST(bad_config_is_an_error_not_a_crash) {
   grpo_config cfg;
   grpo_error err = {0};
@@ -161,6 +187,7 @@ int main(int argc, char **argv) {
   RUN(resume_is_bit_identical);
   RUN(dynamic_sampling_drops_degenerate_groups);
   RUN(pgrpo_mode_runs);
+  RUN(non_finite_updates_are_skipped_then_stop);
   RUN(bad_config_is_an_error_not_a_crash);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
