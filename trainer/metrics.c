@@ -4,17 +4,19 @@
 #include <math.h>
 #include <string.h>
 
-int trainer_metrics_open(trainer_metrics *m, const char *path, int rank, grpo_error *err) {
+int trainer_metrics_open(trainer_metrics *m, const char *path, const char *tb_dir, int rank,
+                         grpo_error *err) {
   memset(m, 0, sizeof *m);
   if (rank != 0) return GRPO_OK;
   m->file = fopen(path, "a");
   if (!m->file) return GRPO_FAIL(err, GRPO_EIO, "%s: cannot open for writing: %s", path, strerror(errno));
-  return GRPO_OK;
+  return tb_dir ? trainer_tb_open(&m->tb, tb_dir, err) : GRPO_OK;
 }
 
 void trainer_metrics_close(trainer_metrics *m) {
   if (m->file) fclose(m->file);
   m->file = NULL;
+  trainer_tb_close(&m->tb);
 }
 
 void trainer_metrics_set(trainer_metrics *m, const char *name, double value) {
@@ -46,6 +48,7 @@ void trainer_metrics_flush(trainer_metrics *m, long step) {
     }
     fprintf(m->file, "}}\n");
     fflush(m->file);
+    trainer_tb_scalars(&m->tb, step, (const char(*)[64])m->names, m->values, m->n);
   }
   m->n = 0;
 }

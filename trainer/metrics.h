@@ -8,18 +8,22 @@
 #include <stdio.h>
 
 #include "core/error.h"
+#include "trainer/tensorboard.h"
 
 #define TRAINER_METRICS_MAX 96
 
 typedef struct trainer_metrics {
   FILE *file;              /* NULL on non-root ranks */
+  trainer_tb tb;           /* TensorBoard events when enabled (rank 0) */
   int n;
   char names[TRAINER_METRICS_MAX][64];
   double values[TRAINER_METRICS_MAX];
 } trainer_metrics;
 
-/* Opens (appends to) path on rank 0; other ranks get a sink that drops everything. */
-int trainer_metrics_open(trainer_metrics *m, const char *path, int rank, grpo_error *err);
+/* Opens (appends to) path on rank 0; other ranks get a sink that drops
+ * everything. tb_dir: also write TensorBoard events there (NULL: no). */
+int trainer_metrics_open(trainer_metrics *m, const char *path, const char *tb_dir, int rank,
+                         grpo_error *err);
 void trainer_metrics_close(trainer_metrics *m);
 /* Sets a value for the current step (replaces one of the same name). */
 void trainer_metrics_set(trainer_metrics *m, const char *name, double value);

@@ -396,8 +396,10 @@ static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewa
     if (rc) return rc;
   }
   char path[1200];
+  char tb_dir[1200];
   snprintf(path, sizeof path, "%s/metrics.jsonl", r->out_dir);
-  rc = trainer_metrics_open(&r->metrics, path, r->rank, err);
+  snprintf(tb_dir, sizeof tb_dir, "%s/tensorboard", r->out_dir);
+  rc = trainer_metrics_open(&r->metrics, path, cfg->logging.tensorboard ? tb_dir : NULL, r->rank, err);
   if (!rc && r->rank == 0) {
     snprintf(path, sizeof path, "%s/config.yaml", r->out_dir);
     rc = grpo_config_write_file(cfg, path, err);
