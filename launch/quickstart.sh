@@ -48,7 +48,8 @@ cat >"$RUN/summary.json" <<JSON
  "sft_dir": "$RUN/sft", "grpo_dir": "$RUN/grpo"}
 JSON
 ln -sf grpo/metrics.jsonl "$RUN/metrics.jsonl"
+build/cli/grpo report "$RUN/grpo" >/dev/null && ln -sf grpo/report.html "$RUN/report.html"
 echo
 echo "held-out accuracy before GRPO: $before"
 echo "held-out accuracy after GRPO:  $after"
-echo "wall time: $((t1 - t0)) s; results in $RUN/"
+echo "wall time: $((t1 - t0)) s; results in $RUN/ (charts: $RUN/report.html)"
