@@ -874,6 +874,40 @@ static void write_summary(run *r, const trainer_summary *s, const char *kind) {
 
 /* ---- GRPO ----------------------------------------------------------------------- */
 
+/* A step's per-group slots: prompt ids, groups, completions (or P-GRPO
+ * trajectories) and reward rows. */
+typedef struct step_slots {
+  model_ids *pids;
+  rollout_group *groups;
+  rollout_output *outs;
+  rollout_tw *trajs; /* NULL unless P-GRPO */
+  float *rew;        /* [slots, G, F] */
+  int G, F;
+} step_slots;
+
+/* Moves group slot `from` to slot `to` (the two swap). */
+static void move_group(step_slots *s, int from, int to) {
+  if (from == to) return;
+  const int G = s->G;
+  model_ids tp = s->pids[to];
+  s->pids[to] = s->pids[from];
+  s->pids[from] = tp;
+  s->groups[to] = s->groups[from];
+  s->groups[to].prompt = s->pids[to].ids;
+  for (int j = 0; j < G; j++) {
+    size_t a = (size_t)to * G + j, b = (size_t)from * G + j;
+    rollout_output to_ = s->outs[a];
+    s->outs[a] = s->outs[b];
+    s->outs[b] = to_;
+    if (s->trajs) {
+      rollout_tw tt = s->trajs[a];
+      s->trajs[a] = s->trajs[b];
+      s->trajs[b] = tt;
+    }
+  }
+  memmove(s->rew + (size_t)to * G * s->F, s->rew + (size_t)from * G * s->F, sizeof(float) * (size_t)G * s->F);
+}
+
 /* One disaggregated generation round: every trainer renders the B prompts;
  * trainer 0 has the workers generate and score them, then shares the
  * results; each trainer keeps its groups (r, r + T, ...) in slots 0.. */
@@ -941,20 +975,8 @@ static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_i
   trainer_adv_options ao0 = {TRAINER_SCALE_NONE, TRAINER_STD_UNBIASED, TRAINER_SUM_THEN_NORMALIZE, 0};
   trainer_advantages(rew, B, G, F, weights, &ao0, NULL, adv_scratch, scratch, ast_all);
   /* keep this trainer's groups in slots 0..: group l*T + rank -> slot l */
-  for (int l = 0, g = r->rank; g < B; l++, g += r->world) {
-    if (g == l) continue;
-    model_ids tp = pids[l];
-    pids[l] = pids[g];
-    pids[g] = tp;
-    groups[l] = groups[g];
-    groups[l].prompt = pids[l].ids;
-    for (int j = 0; j < G; j++) {
-      rollout_output t = outs[(size_t)l * G + j];
-      outs[(size_t)l * G + j] = outs[(size_t)g * G + j];
-      outs[(size_t)g * G + j] = t;
-    }
-    memmove(rew + (size_t)l * G * F, rew + (size_t)g * G * F, sizeof(float) * (size_t)G * F);
-  }
+  step_slots sl = {pids, groups, outs, NULL, rew, G, F};
+  for (int l = 0, g = r->rank; g < B; l++, g += r->world) move_group(&sl, g, l);
   free(golds);
   free(meta);
   return GRPO_OK;
@@ -1254,25 +1276,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
         kept_global++;
         if (w != r.rank) continue;
         /* compact: this rank's round-local group l moves to slot kept + n_new */
-        int from = kept + l, to = kept + n_new;
-        if (from != to) {
-          model_ids tp = pids[to];
-          pids[to] = pids[from];
-          pids[from] = tp;
-          groups[to] = groups[from];
-          groups[to].prompt = pids[to].ids;
-          for (int j = 0; j < G; j++) {
-            rollout_output to_ = outs[(size_t)to * G + j];
-            outs[(size_t)to * G + j] = outs[(size_t)from * G + j];
-            outs[(size_t)from * G + j] = to_;
-            if (parallel) {
-              rollout_tw tt = trajs[(size_t)to * G + j];
-              trajs[(size_t)to * G + j] = trajs[(size_t)from * G + j];
-              trajs[(size_t)from * G + j] = tt;
-            }
-          }
-          memmove(rew_local + (size_t)to * G * F, rew_local + (size_t)from * G * F, sizeof(float) * (size_t)G * F);
-        }
+        step_slots sl = {pids, groups, outs, trajs, rew_local, G, F};
+        move_group(&sl, kept + l, kept + n_new);
         n_new++;
       }
       kept += n_new;
