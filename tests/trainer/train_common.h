@@ -4,6 +4,8 @@
 #ifndef GRPO_TESTS_TRAIN_COMMON_H
 #define GRPO_TESTS_TRAIN_COMMON_H
 
+#include <math.h>
+
 #include "checkpoints/ckpt.h"
 #include "checkpoints/hf_io.h"
 #include "core/config.h"
@@ -41,6 +43,25 @@ static int final_weights(const char *dir, model_params *p, grpo_error *err) {
   rc = ckpt_load_params(r, p, err);
   ckpt_reader_close(r);
   return rc;
+}
+
+/* Largest absolute difference between the final weights of two runs (-1 on error). */
+static double max_weight_diff(const char *dir_a, const char *dir_b) {
+  model_params pa, pb;
+  grpo_error err = {0};
+  if (final_weights(dir_a, &pa, &err)) return -1;
+  if (final_weights(dir_b, &pb, &err)) {
+    model_params_free(&pa);
+    return -1;
+  }
+  double worst = pa.total == pb.total ? 0 : INFINITY;
+  for (size_t i = 0; i < pa.total && i < pb.total; i++) {
+    double d = fabs((double)pa.data[i] - pb.data[i]);
+    if (d > worst) worst = d;
+  }
+  model_params_free(&pa);
+  model_params_free(&pb);
+  return worst;
 }
 
 #endif
