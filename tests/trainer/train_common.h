@@ -23,7 +23,7 @@ static const char *TRAIN_BASE[] = {
 #define N_TRAIN_BASE ((int)(sizeof TRAIN_BASE / sizeof TRAIN_BASE[0]))
 
 /* Loads the base config plus extra overrides (NULL-terminated). */
-static int train_config(grpo_config *cfg, const char *const *extra, grpo_error *err) {
+static inline int train_config(grpo_config *cfg, const char *const *extra, grpo_error *err) {
   const char *over[64];
   int n = 0;
   for (int i = 0; i < N_TRAIN_BASE; i++) over[n++] = TRAIN_BASE[i];
@@ -32,7 +32,7 @@ static int train_config(grpo_config *cfg, const char *const *extra, grpo_error *
 }
 
 /* The model tensors of dir/checkpoints/latest into p. */
-static int final_weights(const char *dir, model_params *p, grpo_error *err) {
+static inline int final_weights(const char *dir, model_params *p, grpo_error *err) {
   char ck[1024], path[1200];
   snprintf(ck, sizeof ck, "%s/checkpoints", dir);
   int64_t step;
@@ -46,7 +46,7 @@ static int final_weights(const char *dir, model_params *p, grpo_error *err) {
 }
 
 /* Largest absolute difference between the final weights of two runs (-1 on error). */
-static double max_weight_diff(const char *dir_a, const char *dir_b) {
+static inline double max_weight_diff(const char *dir_a, const char *dir_b) {
   model_params pa, pb;
   grpo_error err = {0};
   if (final_weights(dir_a, &pa, &err)) return -1;
