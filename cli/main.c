@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/runtime.h"
 
 static const cli_command COMMANDS[] = {
     {"train", "GRPO / P-GRPO training from a YAML experiment file", cmd_train},
@@ -43,6 +44,7 @@ int cli_not_ready(const char *name, const char *what) {
 }
 
 int main(int argc, char **argv) {
+  grpo_runtime_init(argv);
   if (argc < 2) {
     usage(stderr);
     return 2;
