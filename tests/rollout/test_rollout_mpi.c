@@ -6,6 +6,8 @@
 #include <math.h>
 #include <mpi.h>
 
+#include "checkpoints/hf_io.h"
+#include "rollout/policy.h"
 #include "rollout/worker.h"
 #include "scripted_policy.h"
 #include "test.h"
@@ -152,12 +154,62 @@ TEST(worker_side) {
   scripted_free(&sp);
 }
 
+/* The same protocol with the real transformer: the tiny Qwen2 fixture model
+ * (tests/fixtures/models/qwen2). Rank 0 perturbs its weights, broadcasts
+ * them, and the workers' completions must equal rank 0 generating alone. */
+static void model_round(void) {
+  grpo_error err = {0};
+  model_params p;
+  if (ckpt_hf_load(test_path("tests/fixtures/models/qwen2"), &p, &err)) {
+    CHECK_MSG(0, "%s", err.msg);
+    return;
+  }
+  model_plan_opts po = {.max_tokens = 16, .max_cache_len = 48};
+  model_transformer *m;
+  rollout_model_policy mp;
+  rollout_policy pol;
+  rollout_engine *e;
+  CHECK_EQ_INT(model_transformer_create(&m, &p, grpo_backend_cpu(), &po, &err), GRPO_OK);
+  CHECK_EQ_INT(rollout_model_policy_init(&mp, &pol, m, &p.cfg, g_rank == 0 ? 4 : 3, 48, &err), GRPO_OK);
+  CHECK_EQ_INT(rollout_engine_create(&e, &pol, &err), GRPO_OK);
+  if (g_rank == 0) {
+    for (size_t i = 0; i < p.total; i += 7) p.data[i] *= 1.25f; /* weights the workers do not have yet */
+    static outbuf remote, local;
+    CHECK_EQ_INT(rollout_broadcast_weights(&g_cluster, 5, p.data, p.total, &err), GRPO_OK);
+    rollout_work w = work_for(5);
+    rollout_results res = {remote.outs, remote.rewards, NR, 0, 0};
+    wire_outs(&remote);
+    CHECK_EQ_INT(rollout_dispatch(&g_cluster, &w, &res, &err), GRPO_OK);
+    rollout_engine_options eo = {.sampling = w.sampling, .max_new_tokens = MAXNEW, .seed = w.seed,
+                                 .step = w.step, .stop_ids = STOP, .n_stop_ids = 1};
+    wire_outs(&local);
+    CHECK_EQ_INT(rollout_engine_generate(e, &eo, GROUPS, NG, local.outs, NULL, &err), GRPO_OK);
+    for (int i = 0; i < NG * G; i++)
+      score(NULL, GOLDS[i / G], local.outs[i].ids, local.outs[i].n, local.outs[i].truncated, local.rewards + i * NR, NULL);
+    same(&remote, &local);
+    CHECK_EQ_INT(rollout_shutdown_workers(&g_cluster, &err), GRPO_OK);
+  } else {
+    rollout_worker_options o = {.engine = e, .weights = p.data, .n_weights = p.total, .stop_ids = STOP,
+                                .n_stop_ids = 1, .score = score, .n_rewards = NR};
+    CHECK_EQ_INT(rollout_worker_loop(&g_cluster, &o, &err), GRPO_OK);
+  }
+  rollout_engine_free(e);
+  rollout_model_policy_free(&mp);
+  model_transformer_free(m);
+  model_params_free(&p);
+}
+
+TEST(real_model_through_workers) { model_round(); }
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   setup_groups();
   grpo_error err = {0};
   CHECK_EQ_INT(rollout_cluster_init(&g_cluster, MPI_COMM_WORLD, 1, &err), GRPO_OK);
+  /* the tiny transformer first (every rank serves until rank 0 shuts down),
+   * then the scripted policy with its failure case */
+  RUN(real_model_through_workers);
   if (g_rank == 0)
     RUN(trainer_side);
   else
