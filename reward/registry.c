@@ -119,6 +119,7 @@ static int math_set(math_fn_options *o, const char *key, const char *value, grpo
   if (strcmp(key, "allow_set_relation") == 0) return reward_parse_bool(key, value, &v->allow_set_relation, err);
   if (strcmp(key, "percent_bare_ok") == 0) return reward_parse_bool(key, value, &v->percent_bare_ok, err);
   if (strcmp(key, "last_number_fallback") == 0) return reward_parse_bool(key, value, &v->last_number_fallback, err);
+  if (strcmp(key, "sentence_gold_phrase") == 0) return reward_parse_bool(key, value, &v->sentence_gold_phrase, err);
   if (strcmp(key, "rel_tol") == 0) return reward_parse_double(key, value, 0.0, 1.0, &v->rel_tol, err);
   if (strcmp(key, "rounded_min_sig") == 0) {
     if ((rc = reward_parse_int64(key, value, 1, 100, &i64, err))) return rc;
@@ -148,6 +149,7 @@ static int math_set(math_fn_options *o, const char *key, const char *value, grpo
   return GRPO_FAIL(err, GRPO_EINVAL,
                    "unknown option '%s' (valid: incorrect_reward, require_think_close, "
                    "allow_rounded, rounded_min_sig, rel_tol, allow_set_relation, percent_bare_ok, "
+                   "sentence_gold_phrase, "
                    "last_number_fallback, seed, max_input, max_nodes, max_steps)",
                    key);
 }
@@ -378,6 +380,7 @@ static const reward_option_doc k_docs[] = {
     {"math", "rel_tol", "verifier default", "relative tolerance for inexact values"},
     {"math", "allow_set_relation", "verifier default", "accept x > 2 for the gold (2, \\infty)"},
     {"math", "percent_bare_ok", "verifier default", "accept p for a gold p\\%"},
+    {"math", "sentence_gold_phrase", "verifier default", "accept a short phrase of a sentence gold"},
     {"math", "last_number_fallback", "verifier default", "grade the last number when no anchor matched"},
     {"math", "seed", "verifier default", "seed of the random evaluation points"},
     {"math", "max_input", "verifier default", "bytes of each text considered"},
