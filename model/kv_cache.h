@@ -1,0 +1,48 @@
+/* KV cache for decode: a static slab per tensor,
+ *   K, V: [n_layers, n_slots, max_len, n_kv_heads, head_dim] f32
+ * holding post-RoPE keys (after k_norm for qwen3) and values, with the
+ * number of tokens each slot holds. Memory, exactly what init allocates:
+ *   model_kv_cache_bytes = 2 * L * slots * max_len * nkv * hd * sizeof(float)
+ *                          + slots * sizeof(int)
+ * e.g. the bench model (L 8, nkv 2, hd 64): 8 KiB per token per slot.
+ * Prefill and decode steps live in model/transformer.h; prefix sharing (a group
+ * of G samples prefills its prompt once) is model_kv_cache_copy_prefix. */
+#ifndef GRPO_MODEL_KV_CACHE_H
+#define GRPO_MODEL_KV_CACHE_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+#include "model/model_config.h"
+
+typedef struct model_kv_cache {
+  int n_layers, n_slots, max_len, n_kv_heads, head_dim;
+  float *k, *v;   /* [L, slots, max_len, nkv, hd] each */
+  int *len;       /* [slots] tokens held by each slot */
+} model_kv_cache;
+
+size_t model_kv_cache_bytes(const model_config *cfg, int n_slots, int max_len);
+
+int model_kv_cache_init(model_kv_cache *c, const model_config *cfg, int n_slots, int max_len,
+                        grpo_error *err);
+void model_kv_cache_free(model_kv_cache *c);
+
+/* Empties one slot (its memory is reused by the next prefill). */
+int model_kv_cache_reset(model_kv_cache *c, int slot, grpo_error *err);
+
+/* Copies the first n_tokens of src into each dst slot (which then hold exactly
+ * n_tokens): the prompt prefilled once serves every sample of its group. */
+int model_kv_cache_copy_prefix(model_kv_cache *c, int src, const int *dst, int n_dst,
+                               int n_tokens, grpo_error *err);
+
+/* Row of layer l, slot s, position t (nkv * hd floats). */
+static inline float *model_kv_cache_k(const model_kv_cache *c, int l, int s, int t) {
+  return c->k + (((size_t)l * c->n_slots + s) * c->max_len + t) * (size_t)c->n_kv_heads *
+                    c->head_dim;
+}
+static inline float *model_kv_cache_v(const model_kv_cache *c, int l, int s, int t) {
+  return c->v + (((size_t)l * c->n_slots + s) * c->max_len + t) * (size_t)c->n_kv_heads *
+                    c->head_dim;
+}
+
+#endif
