@@ -329,7 +329,7 @@ static int start_request(rollout_engine *e, const rollout_engine_options *opt, t
   int n_ctx = r->n_prefix + r->n_suffix;
   int32_t *ctx = e->scratch_ids;
   memcpy(ctx, r->prefix, sizeof(int32_t) * (size_t)r->n_prefix);
-  memcpy(ctx + r->n_prefix, r->suffix, sizeof(int32_t) * (size_t)r->n_suffix);
+  if (r->n_suffix > 0) memcpy(ctx + r->n_prefix, r->suffix, sizeof(int32_t) * (size_t)r->n_suffix);
   int have;
   if (r->thread < 0) {
     have = s->cached; /* the main slot already holds the start of the combined view */

@@ -20,6 +20,30 @@
 #include "model/transformer.h"
 #include "rollout/policy.h"
 
+/* The CPU backend with its two matmul entry points timed: the share of step
+ * time spent in the model's matmuls (projections, MLP, lm_head). */
+static grpo_backend g_timed;
+static double g_matmul_s;
+static void (*g_sgemm)(grpo_backend *, int, int, int, int, int, float, const void *, int64_t, const void *,
+                       int64_t, float, void *, int64_t);
+static void (*g_sgemm_batched)(grpo_backend *, int, int, int, int, int, float, const void *, int64_t, int64_t,
+                               const void *, int64_t, int64_t, int, float, void *, int64_t, int64_t, int);
+
+static void timed_sgemm(grpo_backend *be, int ta, int tb, int m, int n, int k, float alpha, const void *A,
+                        int64_t lda, const void *B, int64_t ldb, float beta, void *C, int64_t ldc) {
+  double t = grpo_now_seconds();
+  g_sgemm(be, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  g_matmul_s += grpo_now_seconds() - t;
+}
+
+static void timed_sgemm_batched(grpo_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+                                const void *A, int64_t lda, int64_t sA, const void *B, int64_t ldb, int64_t sB,
+                                int b_group, float beta, void *C, int64_t ldc, int64_t sC, int batch) {
+  double t = grpo_now_seconds();
+  g_sgemm_batched(be, ta, tb, m, n, k, alpha, A, lda, sA, B, ldb, sB, b_group, beta, C, ldc, sC, batch);
+  g_matmul_s += grpo_now_seconds() - t;
+}
+
 int main(int argc, char **argv) {
   grpo_runtime_init(argv);
   int P = argc > 1 ? atoi(argv[1]) : 8, G = argc > 2 ? atoi(argv[2]) : 8;
@@ -42,7 +66,12 @@ int main(int argc, char **argv) {
   rollout_model_policy mp;
   rollout_policy pol;
   rollout_engine *e;
-  if (model_transformer_create(&m, &p, grpo_backend_cpu(), &po, &err) ||
+  g_timed = *grpo_backend_cpu();
+  g_sgemm = g_timed.sgemm;
+  g_sgemm_batched = g_timed.sgemm_batched;
+  g_timed.sgemm = timed_sgemm;
+  g_timed.sgemm_batched = timed_sgemm_batched;
+  if (model_transformer_create(&m, &p, &g_timed, &po, &err) ||
       rollout_model_policy_init(&mp, &pol, m, &cfg, slots, max_len, &err) ||
       rollout_engine_create(&e, &pol, &err)) {
     fprintf(stderr, "%s\n", err.msg);
@@ -71,8 +100,10 @@ int main(int argc, char **argv) {
   double t_prefill = grpo_now_seconds() - t0;
 
   t0 = grpo_now_seconds();
+  g_matmul_s = 0;
   if (rollout_engine_generate(e, &o, groups, P, outs, &st, &err)) goto fail;
   double t = grpo_now_seconds() - t0;
+  double matmul_s = g_matmul_s;
 
   grpo_sgemm_peak peak;
   if (grpo_sgemm_peak_measure(1024, 1.0, &peak, &err)) goto fail;
@@ -93,6 +124,9 @@ int main(int argc, char **argv) {
   printf("  decode matmul GFLOP/s  %.2f = %.1f%% of the sgemm peak %.2f (cpu-time peak %.2f)\n",
          decode_tps * flops_tok / 1e9, 100.0 * decode_tps * flops_tok / 1e9 / peak.best_gflops, peak.best_gflops,
          peak.cpu_gflops);
+  printf("  time outside matmuls   %.1f%% (%.2f s of %.2f s in the model's sgemm calls; attention, sampling,\n"
+         "                         norms and bookkeeping are the rest)\n",
+         100.0 * (1.0 - matmul_s / t), matmul_s, t);
   printf("  KV cache bytes         %zu (analytic %zu: %s)\n", kv, kv_analytic, kv == kv_analytic ? "equal" : "DIFFERENT");
   rollout_engine_free(e);
   rollout_model_policy_free(&mp);
