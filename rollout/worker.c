@@ -289,24 +289,27 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
   rollout_group *groups = calloc((size_t)n + 1, sizeof *groups);
   int32_t *gidx = calloc((size_t)n + 1, sizeof *gidx);
   char **golds = calloc((size_t)n + 1, sizeof *golds);
-  int rc = (groups && gidx && golds) ? GRPO_OK : GRPO_FAIL(err, GRPO_ENOMEM, "worker: out of memory");
+  int32_t **prompts = calloc((size_t)n + 1, sizeof *prompts); /* aligned copies of the wire bytes */
+  int rc = (groups && gidx && golds && prompts) ? GRPO_OK : GRPO_FAIL(err, GRPO_ENOMEM, "worker: out of memory");
   int total = 0;
   for (int i = 0; !rc && i < n; i++) {
     int32_t hdr[5];
     GET(in, hdr);
-    const int32_t *prompt = wire_view(in, sizeof(int32_t) * (size_t)(hdr[3] > 0 ? hdr[3] : 0));
+    const void *prompt = wire_view(in, sizeof(int32_t) * (size_t)(hdr[3] > 0 ? hdr[3] : 0));
     const char *gold = wire_view(in, (size_t)(hdr[4] > 0 ? hdr[4] : 0));
     if (in->bad || hdr[2] <= 0 || hdr[3] <= 0 || hdr[4] < 0) {
       rc = GRPO_FAIL(err, GRPO_EMPI, "malformed work item (group %d)", i);
       break;
     }
     gidx[i] = hdr[0];
-    groups[i] = (rollout_group){prompt, hdr[3], hdr[2], (uint32_t)hdr[1]};
+    prompts[i] = malloc(sizeof(int32_t) * (size_t)hdr[3]);
     golds[i] = malloc((size_t)hdr[4] + 1);
-    if (!golds[i]) {
+    if (!golds[i] || !prompts[i]) {
       rc = GRPO_FAIL(err, GRPO_ENOMEM, "worker: out of memory");
       break;
     }
+    memcpy(prompts[i], prompt, sizeof(int32_t) * (size_t)hdr[3]);
+    groups[i] = (rollout_group){prompts[i], hdr[3], hdr[2], (uint32_t)hdr[1]};
     memcpy(golds[i], gold, (size_t)hdr[4]);
     golds[i][hdr[4]] = 0;
     total += hdr[2];
@@ -364,7 +367,9 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
   }
   free(m.p);
   for (int i = 0; golds && i < n; i++) free(golds[i]);
+  for (int i = 0; prompts && i < n; i++) free(prompts[i]);
   free(golds);
+  free(prompts);
   free(groups);
   free(gidx);
   free(outs);
