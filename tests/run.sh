@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs missing Debian packages, configures, builds
 # and runs every ctest label (unit, integration, mpi, gpu, slow), then an
-# ASan/UBSan build over the unit tests.
+# ASan/UBSan build over the unit, integration and MPI tests.
 #
 #   tests/run.sh                  everything (the sanitizer pass skips gpu and slow)
 #   tests/run.sh -L unit          one label (ctest -L regex)
