@@ -1,4 +1,5 @@
 #include "checkpoints/hf_io.h"
+#include "core/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -29,33 +30,6 @@ const char *const CKPT_HF_FILES[] = {
 
 /* ---- small file helpers --------------------------------------------------------- */
 
-static int read_file(const char *path, char **out, size_t *len, grpo_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return GRPO_FAIL(err, errno == ENOENT ? GRPO_ENOTFOUND : GRPO_EIO, "%s: cannot open: %s", path,
-                     strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || st.st_size > (1 << 30)) {
-    fclose(f);
-    return GRPO_FAIL(err, GRPO_EIO, "%s: cannot stat or larger than 1 GiB", path);
-  }
-  size_t n = (size_t)st.st_size;
-  char *buf = malloc(n + 1);
-  if (!buf) {
-    fclose(f);
-    return GRPO_FAIL(err, GRPO_ENOMEM, "%s: out of memory", path);
-  }
-  size_t got = fread(buf, 1, n, f);
-  fclose(f);
-  if (got != n) {
-    free(buf);
-    return GRPO_FAIL(err, GRPO_EIO, "%s: short read", path);
-  }
-  buf[n] = 0;
-  *out = buf;
-  if (len) *len = n;
-  return GRPO_OK;
-}
 
 static int write_file(const char *path, const void *data, size_t n, grpo_error *err) {
   FILE *f = fopen(path, "wb");
@@ -89,7 +63,7 @@ int ckpt_hf_copy_files(const char *src_dir, const char *dst_dir, grpo_error *err
     if (!is_file(src)) continue;
     char *buf;
     size_t n;
-    int rc = read_file(src, &buf, &n, err);
+    int rc = grpo_read_file(src, (size_t)1 << 30, &buf, &n, err);
     if (!rc) rc = write_file(dst, buf, n, err);
     if (!rc) free(buf);
     if (rc) return rc;
@@ -317,7 +291,7 @@ int ckpt_hf_to_h5(const char *hf_dir, const char *h5_path, grpo_error *err) {
   memset(&m, 0, sizeof m);
   model_params table;
   memset(&table, 0, sizeof table);
-  int rc = read_file(path, &config_text, &config_len, err);
+  int rc = grpo_read_file(path, (size_t)1 << 30, &config_text, &config_len, err);
   if (rc) return rc;
   model_config cfg;
   if (strlen(config_text) != config_len) {
@@ -383,7 +357,7 @@ int ckpt_hf_to_h5(const char *hf_dir, const char *h5_path, grpo_error *err) {
     if (!is_file(path)) continue;
     char *text;
     size_t n;
-    if ((rc = read_file(path, &text, &n, err))) goto done;
+    if ((rc = grpo_read_file(path, (size_t)1 << 30, &text, &n, err))) goto done;
     if (strlen(text) != n) {
       GRPO_WARN("%s: holds NUL bytes; not stored in the checkpoint", path);
       free(text);

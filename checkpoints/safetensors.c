@@ -1,4 +1,5 @@
 #include "checkpoints/safetensors.h"
+#include "core/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -276,34 +277,6 @@ int ckpt_st_parse_buffer(const uint8_t *buf, size_t size, const char *name, ckpt
 
 /* ---- opening files and sharded models ------------------------------------------ */
 
-static int read_small_file(const char *path, size_t limit, char **out, size_t *len,
-                           grpo_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return GRPO_FAIL(err, errno == ENOENT ? GRPO_ENOTFOUND : GRPO_EIO, "%s: cannot open: %s", path,
-                     strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || (size_t)st.st_size > limit) {
-    fclose(f);
-    return GRPO_FAIL(err, GRPO_EFORMAT, "%s: file too large (limit %zu bytes)", path, limit);
-  }
-  size_t n = (size_t)st.st_size;
-  char *buf = malloc(n + 1);
-  if (!buf) {
-    fclose(f);
-    return GRPO_FAIL(err, GRPO_ENOMEM, "%s: out of memory", path);
-  }
-  size_t got = fread(buf, 1, n, f);
-  fclose(f);
-  if (got != n) {
-    free(buf);
-    return GRPO_FAIL(err, GRPO_EIO, "%s: short read", path);
-  }
-  buf[n] = 0;
-  *out = buf;
-  *len = n;
-  return GRPO_OK;
-}
 
 static int open_shard(ckpt_st_shard *s, const char *path, grpo_error *err) {
   memset(s, 0, sizeof *s);
@@ -395,7 +368,7 @@ static int build_index(ckpt_st_model *m, grpo_error *err) {
 static int open_index(ckpt_st_model *m, const char *index_path, grpo_error *err) {
   char *text = NULL;
   size_t len = 0;
-  int rc = read_small_file(index_path, CKPT_ST_MAX_HEADER, &text, &len, err);
+  int rc = grpo_read_file(index_path, CKPT_ST_MAX_HEADER, &text, &len, err);
   if (rc) return rc;
   cJSON *root = cJSON_ParseWithLength(text, len);
   free(text);

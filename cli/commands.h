@@ -25,6 +25,9 @@ int cmd_report(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
+/* grpo train and grpo sft share one driver (cmd_train.c); sft != 0 for sft. */
+int cmd_train_or_sft(int argc, char **argv, int sft);
+
 /* True when argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);
 /* Prints "grpo NAME: not available yet (arrives with: WHAT)" and returns 2. */

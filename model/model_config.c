@@ -1,4 +1,5 @@
 #include "model/model_config.h"
+#include "core/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -322,39 +323,11 @@ int model_config_parse(model_config *cfg, const char *json, size_t len, const ch
 }
 
 int model_config_load(model_config *cfg, const char *path, grpo_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return GRPO_FAIL(err, errno == ENOENT ? GRPO_ENOTFOUND : GRPO_EIO, "%s: cannot open: %s", path,
-                     strerror(errno));
-  char *buf = NULL;
-  size_t n = 0, cap = 0;
-  for (;;) {
-    if (n + 4096 > cap) {
-      cap = cap ? cap * 2 : 65536;
-      if (cap > (64u << 20)) {
-        free(buf);
-        fclose(f);
-        return GRPO_FAIL(err, GRPO_EINVAL, "%s: config file larger than 64 MiB", path);
-      }
-      char *nb = realloc(buf, cap);
-      if (!nb) {
-        free(buf);
-        fclose(f);
-        return GRPO_FAIL(err, GRPO_ENOMEM, "%s: out of memory", path);
-      }
-      buf = nb;
-    }
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    return GRPO_FAIL(err, GRPO_EIO, "%s: read error", path);
-  }
-  int rc = model_config_parse(cfg, buf, n, path, err);
+  char *buf;
+  size_t n;
+  int rc = grpo_read_file(path, (size_t)64 << 20, &buf, &n, err);
+  if (rc) return rc;
+  rc = model_config_parse(cfg, buf, n, path, err);
   free(buf);
   return rc;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fileio.h"
 #include "model/tokenizer_impl.h"
 
 static const char QWEN2_REGEX[] =
@@ -298,36 +299,11 @@ static void fingerprint(model_tokenizer *t) {
 
 /* ---- files ----------------------------------------------------------------- */
 
-static int read_file(const char *path, char **out, size_t *n, grpo_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return GRPO_FAIL(err, GRPO_ENOTFOUND, "%s: cannot open", path);
-  if (fseek(f, 0, SEEK_END) != 0) {
-    fclose(f);
-    return GRPO_FAIL(err, GRPO_EIO, "%s: cannot seek", path);
-  }
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc(len > 0 ? (size_t)len + 1 : 1);
-  if (!buf) {
-    fclose(f);
-    return GRPO_FAIL(err, GRPO_ENOMEM, "%s: out of memory", path);
-  }
-  size_t got = len > 0 ? fread(buf, 1, (size_t)len, f) : 0;
-  fclose(f);
-  if (len < 0 || got != (size_t)len) {
-    free(buf);
-    return GRPO_FAIL(err, GRPO_EIO, "%s: read error", path);
-  }
-  buf[got] = '\0';
-  *out = buf;
-  *n = got;
-  return GRPO_OK;
-}
 
 static int read_json(const char *path, cJSON **out, grpo_error *err) {
   char *buf;
   size_t n;
-  int rc = read_file(path, &buf, &n, err);
+  int rc = grpo_read_file(path, (size_t)1 << 30, &buf, &n, err);
   if (rc) return rc;
   const char *end = NULL;
   *out = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
@@ -608,7 +584,7 @@ done:
 static int load_merges_txt(model_tokenizer *t, const char *path, grpo_error *err) {
   char *buf;
   size_t n;
-  int rc = read_file(path, &buf, &n, err);
+  int rc = grpo_read_file(path, (size_t)1 << 30, &buf, &n, err);
   if (rc) return rc;
   size_t lines = 1;
   for (size_t i = 0; i < n; i++) lines += buf[i] == '\n';

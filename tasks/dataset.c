@@ -1,4 +1,5 @@
 #include "tasks/dataset.h"
+#include "core/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -255,33 +256,11 @@ int task_dataset_load_buffer(task_dataset *ds, const char *name, const char *buf
 int task_dataset_load(task_dataset *ds, const char *path, const task_format *fmt,
                       grpo_error *err) {
   memset(ds, 0, sizeof *ds);
-  FILE *f = fopen(path, "rb");
-  if (!f) return GRPO_FAIL(err, GRPO_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  for (;;) {
-    if (cap - len < 65536) {
-      size_t ncap = cap ? cap * 2 : 1 << 20;
-      char *grown = realloc(buf, ncap);
-      if (!grown) {
-        free(buf);
-        fclose(f);
-        return GRPO_FAIL(err, GRPO_ENOMEM, "%s: out of memory reading the file", path);
-      }
-      buf = grown;
-      cap = ncap;
-    }
-    size_t got = fread(buf + len, 1, cap - len, f);
-    len += got;
-    if (got == 0) break;
-  }
-  int io_failed = ferror(f);
-  fclose(f);
-  if (io_failed) {
-    free(buf);
-    return GRPO_FAIL(err, GRPO_EIO, "%s: read error", path);
-  }
-  int rc = task_dataset_load_buffer(ds, path, buf, len, fmt, err);
+  char *buf;
+  size_t len;
+  int rc = grpo_read_file(path, (size_t)16 << 30, &buf, &len, err);
+  if (rc) return rc;
+  rc = task_dataset_load_buffer(ds, path, buf, len, fmt, err);
   free(buf);
   return rc;
 }
