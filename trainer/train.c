@@ -580,10 +580,9 @@ static trainer_is_mode is_mode(const grpo_config *c) {
   }
 }
 
-/* Forward, loss and backward of the packed sequences first..last-1. */
-static int train_micro_batch(run *r, const seq_ref *seqs, int first, int last,
-                             const trainer_loss_norm *norm, int sft, train_accum *acc,
-                             grpo_error *err) {
+/* Forward, loss and backward of the micro-batch packed in r->pack. */
+static int train_micro_batch(run *r, const seq_ref *seqs, const trainer_loss_norm *norm, int sft,
+                             train_accum *acc, grpo_error *err) {
   trainer_packed *pk = &r->pack;
   model_batch b = {pk->n_tokens, pk->ids, pk->pos, pk->tin, pk->tout, pk->n_pred, pk->pred_row,
                    pk->pred_target, sft ? 1.0f : (float)r->cfg->rollout.temperature};
@@ -606,8 +605,6 @@ static int train_micro_batch(run *r, const seq_ref *seqs, int first, int last,
     return model_backward(r->s.model, &b, r->dlp, NULL, err);
   }
   /* predictions of one sequence (or trajectory) are contiguous, in order */
-  (void)first;
-  (void)last;
   int *starts = r->mb_starts;
   float *adv = r->mb_adv, *mask = r->mb_mask, *isw = r->mb_isw, *samp = r->mb_samp;
   int n_seq = 0, t = 0;
@@ -715,7 +712,7 @@ static int pack_one(run *r, const seq_ref *sq, int i, grpo_error *err) {
 /* Packs sequences into micro-batches and trains on each. */
 static int train_sequences(run *r, const seq_ref *seqs, int n, const trainer_loss_norm *norm, int sft,
                            train_accum *acc, grpo_error *err) {
-  int first = 0, rc = GRPO_OK;
+  int rc = GRPO_OK;
   trainer_packed_clear(&r->pack);
   for (int i = 0; !rc && i <= n; i++) {
     if (i < n) {
@@ -729,9 +726,8 @@ static int train_sequences(run *r, const seq_ref *seqs, int n, const trainer_los
       }
     }
     if (r->pack.n_tokens > 0) {
-      rc = train_micro_batch(r, seqs, first, i, norm, sft, acc, err);
+      rc = train_micro_batch(r, seqs, norm, sft, acc, err);
       trainer_packed_clear(&r->pack);
-      first = i;
       if (i < n) i--; /* retry this sequence in the next micro-batch */
     }
   }
