@@ -302,7 +302,10 @@ static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewa
   rc = trainer_session_open(&r->s, cfg, r->mb_tokens, err);
   if (rc) return rc;
   int P = r->mb_tokens;
-  rc = trainer_packed_init(&r->pack, r->mb_tokens, P, TRAINER_LABELS_PARENT, err);
+  rc = trainer_packed_init(&r->pack, r->mb_tokens, P,
+                           cfg->trainer.trie_labels == GRPO_CFG_TRIE_LABELS_SHIFTED ? TRAINER_LABELS_SHIFTED
+                                                                                   : TRAINER_LABELS_PARENT,
+                           err);
   if (rc) return rc;
   r->lp = malloc(sizeof(float) * (size_t)P);
   r->ent = malloc(sizeof(float) * (size_t)P);
