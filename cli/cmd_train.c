@@ -55,8 +55,11 @@ int cmd_train_or_sft(int argc, char **argv, int sft) {
   if (rc) {
     fprintf(stderr, "grpo %s: rank %d: %s\n", sft ? "sft" : "train", rank, err.msg);
     grpo_config_free(&cfg);
+    int world = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
     /* a failure on one rank must end the whole job, never leave peers waiting */
-    MPI_Abort(MPI_COMM_WORLD, 1);
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Finalize();
     return 1;
   }
   if (rank == 0)

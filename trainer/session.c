@@ -114,9 +114,28 @@ static int load_weights(trainer_session *s, grpo_error *err) {
   return rc;
 }
 
+/* Keys the schema already declares for later work: a value other than the
+ * default must not be silently ignored. */
+static int reject_unimplemented(const grpo_config *c, grpo_error *err) {
+  const char *key = NULL;
+  if (c->model.ref_path[0]) key = "model.ref_path (the reference is the initial policy)";
+  else if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16) key = "model.dtype: bfloat16 (the CPU path is float32)";
+  else if (c->rollout.adaptive_group_size) key = "rollout.adaptive_group_size";
+  else if (c->rollout.min_thinking_tokens > 0 || c->rollout.max_thinking_tokens > 0)
+    key = "rollout.min_thinking_tokens / max_thinking_tokens (budget forcing)";
+  else if (c->trainer.top_entropy_quantile < 1.0) key = "trainer.top_entropy_quantile";
+  else if (c->distributed.off_policy_steps > 0) key = "distributed.off_policy_steps";
+  else if (c->logging.log_completions) key = "logging.log_completions";
+  else if (c->logging.num_completions_to_print > 0) key = "logging.num_completions_to_print";
+  if (key) return GRPO_FAIL(err, GRPO_EUNSUPPORTED, "%s is not implemented yet; leave it at its default", key);
+  return GRPO_OK;
+}
+
 int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_tokens,
                          grpo_error *err) {
   memset(s, 0, sizeof *s);
+  int urc = reject_unimplemented(cfg, err);
+  if (urc) return urc;
   s->cfg = cfg;
   s->be = grpo_backend_cpu();
   if (cfg->model.device == GRPO_CFG_DEVICE_CUDA)
