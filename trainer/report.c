@@ -188,7 +188,7 @@ int trainer_report(const char *run_dir, int *n_charts, grpo_error *err) {
     fprintf(html, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>grpo report: ");
     xml_escape(html, run_dir);
     fprintf(html, "</title>\n<style>body{font-family:sans-serif;margin:24px;background:#fafafa}"
-                  "svg.chart{margin:8px;border:1px solid #ddd}</style></head><body>\n<h1>grpo run: ");
+                  "svg.chart{margin:8px;border:1px solid #ddd;vertical-align:top}</style></head><body>\n<h1>grpo run: ");
     xml_escape(html, run_dir);
     fprintf(html, "</h1>\n");
     series *lines[16];
