@@ -1377,6 +1377,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       trainer_metrics_set(mt, reward_registry_metric(r.reg, k), c > 0 ? s / c : NAN);
     }
     trainer_metrics_set(mt, "frac_reward_zero_std", ast_all.frac_reward_zero_std);
+    if (r.src.have_ds) trainer_metrics_set(mt, "data/skipped_rows", (double)r.src.ds.skipped);
     if (dynamic) {
       trainer_metrics_set(mt, "dynamic_sampling/rounds", rounds);
       trainer_metrics_set(mt, "dynamic_sampling/kept_groups", kept_global);
