@@ -87,6 +87,20 @@ static void shape_str(int ndim, const int64_t *shape, char *buf, size_t cap) {
   if (at < cap) snprintf(buf + at, cap - at, "]");
 }
 
+/* The model's tensor e must be in the safetensors with the shape config.json implies. */
+static int check_tensor(const ckpt_st_model *m, const model_param_info *e, const char *dir, grpo_error *err) {
+  const ckpt_st_tensor *t = ckpt_st_find(m, e->name);
+  if (!t) return GRPO_FAIL(err, GRPO_ENOTFOUND, "%s: missing tensor \"%s\"", dir, e->name);
+  if (!shape_matches(e, t->ndim, t->shape)) {
+    char got[128], want[128];
+    shape_str(t->ndim, t->shape, got, sizeof got);
+    shape_str(e->ndim, e->shape, want, sizeof want);
+    return GRPO_FAIL(err, GRPO_EFORMAT, "%s: tensor \"%s\" has shape %s, config.json implies %s",
+                     m->shards[t->shard].path, e->name, got, want);
+  }
+  return GRPO_OK;
+}
+
 int ckpt_hf_load(const char *dir, model_params *p, grpo_error *err) {
   memset(p, 0, sizeof *p);
   char path[4096];
@@ -103,19 +117,7 @@ int ckpt_hf_load(const char *dir, model_params *p, grpo_error *err) {
   if ((rc = model_params_init(p, &cfg, err))) goto done;
   for (int i = 0; i < p->n; i++) {
     const model_param_info *e = &p->info[i];
-    const ckpt_st_tensor *t = ckpt_st_find(&m, e->name);
-    if (!t) {
-      rc = GRPO_FAIL(err, GRPO_ENOTFOUND, "%s: missing tensor \"%s\"", dir, e->name);
-      goto done;
-    }
-    if (!shape_matches(e, t->ndim, t->shape)) {
-      char got[128], want[128];
-      shape_str(t->ndim, t->shape, got, sizeof got);
-      shape_str(e->ndim, e->shape, want, sizeof want);
-      rc = GRPO_FAIL(err, GRPO_EFORMAT, "%s: tensor \"%s\" has shape %s, config.json implies %s",
-                     m.shards[t->shard].path, e->name, got, want);
-      goto done;
-    }
+    if ((rc = check_tensor(&m, e, dir, err))) goto done;
     if ((rc = ckpt_st_read_f32(&m, e->name, p->data + e->offset, e->numel, err))) goto done;
   }
   int extra = m.n - p->n;
@@ -305,19 +307,7 @@ int ckpt_hf_to_h5(const char *hf_dir, const char *h5_path, grpo_error *err) {
   if ((rc = model_params_layout(&table, &cfg, err))) goto done;
   for (int i = 0; i < table.n; i++) {
     const model_param_info *e = &table.info[i];
-    const ckpt_st_tensor *t = ckpt_st_find(&m, e->name);
-    if (!t) {
-      rc = GRPO_FAIL(err, GRPO_ENOTFOUND, "%s: missing tensor \"%s\"", hf_dir, e->name);
-      goto done;
-    }
-    if (!shape_matches(e, t->ndim, t->shape)) {
-      char got[128], want[128];
-      shape_str(t->ndim, t->shape, got, sizeof got);
-      shape_str(e->ndim, e->shape, want, sizeof want);
-      rc = GRPO_FAIL(err, GRPO_EFORMAT, "%s: tensor \"%s\" has shape %s, config.json implies %s",
-                     m.shards[t->shard].path, e->name, got, want);
-      goto done;
-    }
+    if ((rc = check_tensor(&m, e, hf_dir, err))) goto done;
   }
   uint64_t most = 0;
   for (int i = 0; i < m.n; i++) {
