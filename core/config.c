@@ -32,6 +32,7 @@ _Static_assert(GRPO_CFG_LEVEL_DEBUG == (int)GRPO_LOG_DEBUG && GRPO_CFG_LEVEL_INF
 #define GRPO_CFG_MEMBER_rollout(key) rollout.key
 #define GRPO_CFG_MEMBER_reward(key) reward.key
 #define GRPO_CFG_MEMBER_trainer(key) trainer.key
+#define GRPO_CFG_MEMBER_eval(key) eval.key
 #define GRPO_CFG_MEMBER_optim(key) optim.key
 #define GRPO_CFG_MEMBER_checkpoint(key) checkpoint.key
 #define GRPO_CFG_MEMBER_distributed(key) distributed.key

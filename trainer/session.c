@@ -7,6 +7,7 @@
 #include "checkpoints/ckpt.h"
 #include "checkpoints/hf_io.h"
 #include "core/log.h"
+#include "tasks/arith.h"
 #include "tasks/dataset.h"
 
 static int is_dir(const char *p) {
@@ -199,28 +200,80 @@ void trainer_session_close(trainer_session *s) {
 
 int trainer_session_prompt(trainer_session *s, const char *question, model_ids *ids,
                            grpo_error *err) {
+  return trainer_session_conversation(s, &question, 1, ids, err);
+}
+
+int trainer_session_conversation(trainer_session *s, const char *const *turns, int n_turns,
+                                 model_ids *ids, grpo_error *err) {
   const grpo_config *c = s->cfg;
-  size_t cap = strlen(c->tokenizer.prompt_template) + strlen(question) + 1;
+  if (n_turns < 1 || n_turns % 2 == 0)
+    return GRPO_FAIL(err, GRPO_EINVAL, "prompt: %d turns (need user, assistant, ..., user)", n_turns);
+  size_t cap = strlen(c->tokenizer.prompt_template) + strlen(turns[0]) + 1;
   char *user = malloc(cap);
-  if (!user) return GRPO_FAIL(err, GRPO_ENOMEM, "prompt: out of memory");
-  int rc = task_prompt_render(c->tokenizer.prompt_template, question, user, cap, err) < 0 ? GRPO_EINVAL : GRPO_OK;
+  model_chat_message *msgs = calloc((size_t)n_turns + 1, sizeof *msgs);
+  if (!user || !msgs) {
+    free(user);
+    free(msgs);
+    return GRPO_FAIL(err, GRPO_ENOMEM, "prompt: out of memory");
+  }
+  int rc = task_prompt_render(c->tokenizer.prompt_template, turns[0], user, cap, err) < 0 ? GRPO_EINVAL : GRPO_OK;
   if (rc) grpo_error_prefix(err, "tokenizer.prompt_template");
   model_text text = {0};
-  if (!rc) {
-    model_chat_message msgs[2];
-    size_t n = 0;
-    if (s->chat.kind == MODEL_CHAT_RAW) {
-      rc = model_utf8_repair((const unsigned char *)user, strlen(user), 1, &text) < 0 ? GRPO_ENOMEM : GRPO_OK;
-    } else {
-      if (s->chat.system) msgs[n++] = (model_chat_message){"system", s->chat.system};
-      msgs[n++] = (model_chat_message){"user", user};
-      rc = model_chat_render(&s->chat, msgs, n, c->tokenizer.add_generation_prompt, &text, err);
+  if (!rc && s->chat.kind == MODEL_CHAT_RAW) {
+    size_t len = strlen(user) + 1;
+    for (int t = 1; t < n_turns; t++) len += strlen(turns[t]) + 2;
+    char *joined = malloc(len);
+    if (!joined) rc = GRPO_FAIL(err, GRPO_ENOMEM, "prompt: out of memory");
+    if (!rc) {
+      size_t at = (size_t)snprintf(joined, len, "%s", user);
+      for (int t = 1; t < n_turns; t++) at += (size_t)snprintf(joined + at, len - at, "\n\n%s", turns[t]);
+      rc = model_utf8_repair((const unsigned char *)joined, at, 1, &text) < 0 ? GRPO_ENOMEM : GRPO_OK;
     }
+    free(joined);
+  } else if (!rc) {
+    size_t n = 0;
+    if (s->chat.system) msgs[n++] = (model_chat_message){"system", s->chat.system};
+    msgs[n++] = (model_chat_message){"user", user};
+    for (int t = 1; t < n_turns; t++) msgs[n++] = (model_chat_message){t % 2 ? "assistant" : "user", turns[t]};
+    rc = model_chat_render(&s->chat, msgs, n, c->tokenizer.add_generation_prompt, &text, err);
   }
   if (!rc) rc = model_tokenizer_encode(s->tok, text.s ? text.s : "", text.n, ids, err);
   model_text_free(&text);
+  free(msgs);
   free(user);
   return rc;
+}
+
+int trainer_session_response_text(const trainer_session *s, const int32_t *ids, int n, char **text,
+                                  size_t *cap, int32_t *offsets, grpo_error *err) {
+  size_t need = 1;
+  for (int k = 0; k < n; k++) {
+    size_t len = 0;
+    const char *b = model_tokenizer_token_bytes(s->tok, ids[k], &len);
+    for (size_t c = 0; b && c < len; c++) need += b[c] ? 1 : 3;
+  }
+  if (need > *cap) {
+    char *nt = realloc(*text, 2 * need);
+    if (!nt) return GRPO_FAIL(err, GRPO_ENOMEM, "out of memory for a %d-token response", n);
+    *text = nt;
+    *cap = 2 * need;
+  }
+  size_t at = 0;
+  for (int k = 0; k < n; k++) {
+    size_t len = 0;
+    const char *b = model_tokenizer_token_bytes(s->tok, ids[k], &len);
+    if (offsets) offsets[k] = (int32_t)at;
+    for (size_t c = 0; b && c < len; c++) {
+      if (b[c]) {
+        (*text)[at++] = b[c];
+      } else {
+        memcpy(*text + at, "\xEF\xBF\xBD", 3);
+        at += 3;
+      }
+    }
+  }
+  (*text)[at] = '\0';
+  return GRPO_OK;
 }
 
 int trainer_token_piece(void *ctx, int32_t id, char *buf, int cap) {
@@ -274,4 +327,42 @@ void trainer_session_tw_options(const trainer_session *s, rollout_tw_options *o)
   o->join_close = c->rollout.join_mode == GRPO_CFG_JOIN_APPEND_CLOSE;
   o->encode = trainer_encode_text;
   o->encode_ctx = s->tok;
+}
+
+void trainer_session_arith_options(const grpo_config *c, task_arith_options *o) {
+  task_arith_default_options(o);
+  o->min_ops = (int)c->data.arith_min_ops;
+  o->max_ops = (int)c->data.arith_max_ops;
+  o->max_operand = (int)c->data.arith_max_operand;
+  const char *ops = c->data.arith_ops;
+  o->allow_sub = strchr(ops, '-') != NULL;
+  o->allow_mul = strchr(ops, '*') != NULL;
+  o->allow_div = strchr(ops, '/') != NULL;
+  o->allow_negative = c->data.arith_allow_negative;
+  o->max_abs_value = c->data.arith_max_abs_value;
+  o->eval_bucket_per_mille = (int)c->data.arith_eval_per_mille;
+}
+
+void trainer_session_layout(const grpo_config *c, const char *path, task_format *fmt) {
+  char buf[512], *stem, *dir;
+  snprintf(buf, sizeof buf, "%s", path);
+  char *slash = strrchr(buf, '/');
+  stem = slash ? slash + 1 : buf;
+  char *dot = strchr(stem, '.');
+  if (dot) *dot = 0;
+  int found = task_format_builtin(stem, fmt) == GRPO_OK;
+  if (!found && slash) {
+    *slash = 0;
+    dir = strrchr(buf, '/');
+    found = task_format_builtin(dir ? dir + 1 : buf, fmt) == GRPO_OK;
+  }
+  if (!found) {
+    memset(fmt, 0, sizeof *fmt);
+    snprintf(fmt->name, sizeof fmt->name, "jsonl");
+    snprintf(fmt->question_field, sizeof fmt->question_field, "question");
+    snprintf(fmt->answer_field, sizeof fmt->answer_field, "answer");
+    fmt->gold_rule = TASK_GOLD_FIELD;
+  }
+  if (c->data.prompt_field[0]) snprintf(fmt->question_field, sizeof fmt->question_field, "%s", c->data.prompt_field);
+  if (c->data.answer_field[0]) snprintf(fmt->answer_field, sizeof fmt->answer_field, "%s", c->data.answer_field);
 }

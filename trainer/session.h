@@ -14,6 +14,8 @@
 #include "model/transformer.h"
 #include "rollout/engine.h"
 #include "rollout/policy.h"
+#include "tasks/arith.h"
+#include "tasks/dataset.h"
 
 typedef struct trainer_session {
   const grpo_config *cfg;
@@ -43,6 +45,20 @@ void trainer_session_close(trainer_session *s);
 int trainer_session_prompt(trainer_session *s, const char *question, model_ids *ids,
                            grpo_error *err);
 
+/* A conversation prompt: msgs alternate user / assistant turns starting
+ * with the user (the first user turn goes through prompt_template, as in
+ * trainer_session_prompt); the generation prompt is appended. With no chat
+ * template the turns are joined by blank lines. */
+int trainer_session_conversation(trainer_session *s, const char *const *turns, int n_turns,
+                                 model_ids *ids, grpo_error *err);
+
+/* A response as the reward functions take it: the bytes of ids as a C
+ * string (a NUL byte, which a model can emit, becomes U+FFFD) and, when
+ * offsets is not NULL, each token's byte offset. *text / *cap grow as
+ * needed; offsets has room for n entries. */
+int trainer_session_response_text(const trainer_session *s, const int32_t *ids, int n, char **text,
+                                  size_t *cap, int32_t *offsets, grpo_error *err);
+
 /* Engine options from the config's rollout section and stop rules. */
 void trainer_session_engine_options(const trainer_session *s, uint64_t seed, uint32_t step,
                                     rollout_engine_options *o);
@@ -52,6 +68,14 @@ int trainer_token_piece(void *ctx, int32_t id, char *buf, int cap);
 
 /* Orchestrator text to ids (ctx: the tokenizer), for the P-GRPO fork/join. */
 int trainer_encode_text(void *ctx, const char *text, int32_t *out, int cap);
+
+/* The synthetic arithmetic task's options from the data.arith_* keys. */
+void trainer_session_arith_options(const grpo_config *c, task_arith_options *o);
+
+/* A JSONL file's layout: the built-in one named by its folder or file stem
+ * (.../gsm8k/test.jsonl, math500.jsonl), overridden by data.prompt_field /
+ * data.answer_field; otherwise question/answer fields. */
+void trainer_session_layout(const grpo_config *c, const char *path, task_format *fmt);
 
 /* Fork/join limits from the config's rollout section. */
 void trainer_session_tw_options(const trainer_session *s, rollout_tw_options *o);

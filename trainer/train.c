@@ -1,4 +1,5 @@
 #include "trainer/train.h"
+#include "trainer/eval.h"
 
 #include <errno.h>
 #include <math.h>
@@ -69,60 +70,19 @@ static int mkdir_p(const char *path, grpo_error *err) {
   return GRPO_OK;
 }
 
-static void arith_options(const grpo_config *c, task_arith_options *o) {
-  task_arith_default_options(o);
-  o->min_ops = (int)c->data.arith_min_ops;
-  o->max_ops = (int)c->data.arith_max_ops;
-  o->max_operand = (int)c->data.arith_max_operand;
-  const char *ops = c->data.arith_ops;
-  o->allow_sub = strchr(ops, '-') != NULL;
-  o->allow_mul = strchr(ops, '*') != NULL;
-  o->allow_div = strchr(ops, '/') != NULL;
-  o->allow_negative = c->data.arith_allow_negative;
-  o->max_abs_value = c->data.arith_max_abs_value;
-  o->eval_bucket_per_mille = (int)c->data.arith_eval_per_mille;
-}
-
-/* A JSONL file's layout: the built-in one named by its folder or file stem
- * (…/gsm8k/test.jsonl, math500.jsonl), overridden by data.prompt_field /
- * data.answer_field; otherwise question/answer fields. */
-static void layout_for(const grpo_config *c, const char *path, task_format *fmt) {
-  char buf[512], *stem, *dir;
-  snprintf(buf, sizeof buf, "%s", path);
-  char *slash = strrchr(buf, '/');
-  stem = slash ? slash + 1 : buf;
-  char *dot = strchr(stem, '.');
-  if (dot) *dot = 0;
-  int found = task_format_builtin(stem, fmt) == GRPO_OK;
-  if (!found && slash) {
-    *slash = 0;
-    dir = strrchr(buf, '/');
-    found = task_format_builtin(dir ? dir + 1 : buf, fmt) == GRPO_OK;
-  }
-  if (!found) {
-    memset(fmt, 0, sizeof *fmt);
-    snprintf(fmt->name, sizeof fmt->name, "jsonl");
-    snprintf(fmt->question_field, sizeof fmt->question_field, "question");
-    snprintf(fmt->answer_field, sizeof fmt->answer_field, "answer");
-    fmt->gold_rule = TASK_GOLD_FIELD;
-  }
-  if (c->data.prompt_field[0]) snprintf(fmt->question_field, sizeof fmt->question_field, "%s", c->data.prompt_field);
-  if (c->data.answer_field[0]) snprintf(fmt->answer_field, sizeof fmt->answer_field, "%s", c->data.answer_field);
-}
-
 static int source_open_train(prompt_source *ps, const grpo_config *c, grpo_error *err) {
   memset(ps, 0, sizeof *ps);
   ps->seed = (uint64_t)c->seed;
   if (c->data.task == GRPO_CFG_TASK_ARITHMETIC) {
     ps->arithmetic = 1;
     ps->split = TASK_SPLIT_TRAIN;
-    arith_options(c, &ps->arith);
+    trainer_session_arith_options(c, &ps->arith);
     return task_arith_validate(&ps->arith, err);
   }
   if (!c->data.train_path[0])
     return GRPO_FAIL(err, GRPO_EINVAL, "data.train_path is required when data.task is jsonl");
   task_format fmt;
-  layout_for(c, c->data.train_path, &fmt);
+  trainer_session_layout(c, c->data.train_path, &fmt);
   int rc = task_dataset_load(&ps->ds, c->data.train_path, &fmt, err);
   if (rc) return rc;
   ps->have_ds = 1;
@@ -184,74 +144,6 @@ static void source_next(prompt_source *ps, int n, prompt_item *out) {
   }
 }
 
-/* ---- evaluation sets ------------------------------------------------------------ */
-
-typedef struct eval_set {
-  char name[64];
-  int n;
-  prompt_item *items;
-  task_dataset ds;   /* JSONL sets own their strings here */
-} eval_set;
-
-static int eval_sets_open(const grpo_config *c, eval_set **out, int *n_out, grpo_error *err) {
-  *out = NULL;
-  *n_out = 0;
-  int n_sets = c->data.eval_paths.n + (c->data.task == GRPO_CFG_TASK_ARITHMETIC ? 1 : 0);
-  if (n_sets == 0) return GRPO_OK;
-  eval_set *sets = calloc((size_t)n_sets, sizeof *sets);
-  if (!sets) return GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
-  int k = 0, rc = GRPO_OK;
-  if (c->data.task == GRPO_CFG_TASK_ARITHMETIC) {
-    eval_set *s = &sets[k++];
-    snprintf(s->name, sizeof s->name, "arithmetic");
-    s->n = (int)(c->data.num_eval > 0 ? c->data.num_eval : 200);
-    s->items = calloc((size_t)s->n, sizeof *s->items);
-    if (!s->items) rc = GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
-    task_arith_options o;
-    arith_options(c, &o);
-    rc = task_arith_validate(&o, err);
-    for (int i = 0; !rc && i < s->n; i++) {
-      prompt_item *it = &s->items[i];
-      it->index = (uint64_t)i;
-      task_arith_generate(&o, (uint64_t)c->seed, TASK_SPLIT_EVAL, (uint64_t)i, &it->arith);
-      it->question = it->arith.question;
-      it->gold = it->arith.answer;
-    }
-  }
-  for (int p = 0; !rc && p < c->data.eval_paths.n; p++) {
-    eval_set *s = &sets[k++];
-    const char *path = c->data.eval_paths.items[p];
-    task_format fmt;
-    layout_for(c, path, &fmt);
-    snprintf(s->name, sizeof s->name, "%s", fmt.name[0] && strcmp(fmt.name, "jsonl") ? fmt.name : path);
-    rc = task_dataset_load(&s->ds, path, &fmt, err);
-    if (rc) break;
-    s->n = (int)s->ds.n;
-    if (c->data.num_eval > 0 && s->n > c->data.num_eval) s->n = (int)c->data.num_eval;
-    s->items = calloc((size_t)s->n, sizeof *s->items);
-    if (!s->items) {
-      rc = GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
-      break;
-    }
-    for (int i = 0; i < s->n; i++) {
-      s->items[i].index = (uint64_t)i;
-      s->items[i].question = s->ds.items[i].question;
-      s->items[i].gold = s->ds.items[i].gold;
-    }
-  }
-  *out = sets;
-  *n_out = k;
-  return rc;
-}
-
-static void eval_sets_close(eval_set *sets, int n) {
-  for (int i = 0; i < n; i++) {
-    free(sets[i].items);
-    if (sets[i].ds.items) task_dataset_free(&sets[i].ds);
-  }
-  free(sets);
-}
-
 /* ---- shared run state --------------------------------------------------------- */
 
 typedef struct run {
@@ -278,7 +170,7 @@ typedef struct run {
   trainer_metrics metrics;
   long step;
   prompt_source src;
-  eval_set *evals;
+  trainer_eval_set *evals;
   int n_evals;
   /* reference policy (beta > 0) */
   model_params ref_params;
@@ -407,7 +299,7 @@ static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewa
     snprintf(path, sizeof path, "%s/config.yaml", r->out_dir);
     rc = grpo_config_write_file(cfg, path, err);
   }
-  if (!rc) rc = eval_sets_open(cfg, &r->evals, &r->n_evals, err);
+  if (!rc) rc = trainer_eval_sets_from_config(cfg, &r->evals, &r->n_evals, err);
   return rc;
 }
 
@@ -436,7 +328,7 @@ static void run_close(run *r) {
   model_transformer_free(r->ref_model);
   model_params_free(&r->ref_params);
   source_close(&r->src);
-  eval_sets_close(r->evals, r->n_evals);
+  trainer_eval_sets_close(r->evals, r->n_evals);
   trainer_session_close(&r->s);
 }
 
@@ -756,96 +648,51 @@ static int optimizer_step(run *r, double *grad_norm, double *lr, grpo_error *err
 
 /* ---- evaluation ----------------------------------------------------------------- */
 
-/* Greedy (or eval_temperature) accuracy of every eval set, by the math verifier. */
+/* Every eval set with trainer.eval_num_generations samples per problem:
+ * accuracy (= pass@1), pass@k and maj@k at k = n, mean tokens and, for
+ * P-GRPO, the critical path and speedup (trainer/eval.h). */
 static int evaluate(run *r, double *mean_acc, grpo_error *err) {
   *mean_acc = -1;
-  if (r->n_evals == 0 || !r->reg) return GRPO_OK;
+  if (r->n_evals == 0) return GRPO_OK;
   const grpo_config *c = r->cfg;
-  rollout_engine_options eo;
-  trainer_session_engine_options(&r->s, (uint64_t)c->seed + 7919, 0, &eo);
-  eo.sampling.temperature = (float)c->trainer.eval_temperature;
-  int G = (int)c->trainer.eval_num_generations;
+  int n = (int)c->trainer.eval_num_generations;
+  trainer_eval_options eo = {0};
+  eo.n_samples = n;
+  eo.ks = &n;
+  eo.n_ks = 1;
+  eo.seed = (uint64_t)c->seed + 7919;
+  eo.temperature = (float)c->trainer.eval_temperature;
   double acc_sum = 0;
-  const reward_spec math = {"math", 1.0, NULL, 0, NULL};
-  reward_registry *mreg = NULL;
-  reward_scratch *ms = NULL;
-  int rc = reward_registry_create(&mreg, &math, 1, err);
-  if (!rc) rc = reward_scratch_create(mreg, &ms, err);
-  int chunk = (int)c->rollout.max_batch_size / G;
-  if (chunk < 1) chunk = 1;
-  rollout_group *groups = calloc((size_t)chunk, sizeof *groups);
-  model_ids *ids = calloc((size_t)chunk, sizeof *ids);
-  rollout_output *outs = calloc((size_t)chunk * G, sizeof *outs);
-  int32_t *tok = malloc(sizeof(int32_t) * (size_t)chunk * G * eo.max_new_tokens);
-  float *lps = malloc(sizeof(float) * (size_t)chunk * G * eo.max_new_tokens);
-  if (!rc && (!groups || !ids || !outs || !tok || !lps)) rc = GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
-  for (int i = 0; !rc && i < chunk * G; i++) {
-    outs[i].ids = tok + (size_t)i * eo.max_new_tokens;
-    outs[i].logprobs = lps + (size_t)i * eo.max_new_tokens;
-  }
+  int rc = GRPO_OK;
   for (int e = 0; !rc && e < r->n_evals; e++) {
-    eval_set *set = &r->evals[e];
-    double correct = 0, total = 0;
-    /* rank r evaluates items r, r + world, ... */
-    int mine = 0;
-    int *idx = malloc(sizeof(int) * (size_t)(set->n + 1));
-    for (int i = r->rank; i < set->n; i += r->world) idx[mine++] = i;
-    for (int first = 0; !rc && first < mine; first += chunk) {
-      int ng = mine - first < chunk ? mine - first : chunk, used = 0;
-      for (int g = 0; !rc && g < ng; g++) {
-        const prompt_item *it = &set->items[idx[first + g]];
-        ids[used].n = 0;
-        rc = trainer_session_prompt(&r->s, it->question, &ids[used], err);
-        if (rc || (long)ids[used].n > c->data.max_prompt_length) {
-          rc = GRPO_OK;
-          continue; /* too long: scored as wrong */
-        }
-        groups[used] = (rollout_group){ids[used].ids, (int)ids[used].n, G, (uint32_t)it->index};
-        used++;
-      }
-      if (!rc && used) rc = rollout_engine_generate(r->s.engine, &eo, groups, used, outs, NULL, err);
-      for (int g = 0, u = 0; !rc && g < ng; g++) {
-        const prompt_item *it = &set->items[idx[first + g]];
-        int scored = u < used && groups[u].prompt_index == (uint32_t)it->index;
-        for (int j = 0; j < G; j++) {
-          total += 1;
-          if (!scored) continue;
-          rollout_output *o = &outs[u * G + j];
-          model_text text = {0};
-          rc = model_tokenizer_decode(r->s.tok, o->ids, (size_t)o->n, 1, &text, err);
-          if (rc) break;
-          reward_input in;
-          reward_input_init(&in);
-          in.completion = text.s ? text.s : "";
-          in.n_tokens = o->n;
-          in.gold = it->gold;
-          in.truncated = o->truncated;
-          reward_result res;
-          rc = reward_registry_score(mreg, ms, &in, &res, err);
-          if (!rc && res.correct == 1) correct += 1;
-          model_text_free(&text);
-        }
-        if (scored) u++;
-      }
+    const trainer_eval_set *set = &r->evals[e];
+    trainer_eval_stats st;
+    rc = trainer_eval_run(&r->s, r->comm, set, &eo, &st, err);
+    if (rc) break;
+    char name[160];
+#define EVAL_METRIC(key, value)                                         \
+  do {                                                                  \
+    snprintf(name, sizeof name, "eval/%s/" key, set->name);             \
+    trainer_metrics_set(&r->metrics, name, (value));                    \
+  } while (0)
+    EVAL_METRIC("accuracy", st.pass1);
+    EVAL_METRIC("mean_completion_tokens", st.mean_tokens);
+    if (n > 1 && st.n_ks) {
+      snprintf(name, sizeof name, "eval/%s/pass@%d", set->name, n);
+      trainer_metrics_set(&r->metrics, name, st.pass_at_k[st.n_ks - 1]);
+      snprintf(name, sizeof name, "eval/%s/maj@%d", set->name, n);
+      trainer_metrics_set(&r->metrics, name, st.maj_at_k[st.n_ks - 1]);
     }
-    free(idx);
-    double sums[2] = {correct, total};
-    MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, r->comm);
-    double acc = sums[1] > 0 ? sums[0] / sums[1] : 0;
-    char name[128];
-    snprintf(name, sizeof name, "eval/%s/accuracy", set->name);
-    trainer_metrics_set(&r->metrics, name, acc);
-    if (r->rank == 0) GRPO_INFO("eval %s: accuracy %.4f (%g/%g)", set->name, acc, sums[0], sums[1]);
-    acc_sum += acc;
+    if (c->rollout.parallel_threads) {
+      EVAL_METRIC("critical_path_tokens", st.mean_critical);
+      EVAL_METRIC("speedup", st.speedup);
+    }
+#undef EVAL_METRIC
+    if (r->rank == 0)
+      GRPO_INFO("eval %s: accuracy %.4f over %d problems x %d, %.1f tokens", set->name, st.pass1, st.problems, n,
+                st.mean_tokens);
+    acc_sum += st.pass1;
   }
-  for (int i = 0; i < chunk; i++) model_ids_free(&ids[i]);
-  free(groups);
-  free(ids);
-  free(outs);
-  free(tok);
-  free(lps);
-  reward_scratch_free(ms);
-  reward_registry_free(mreg);
   if (!rc) *mean_acc = acc_sum / r->n_evals;
   return rc;
 }
@@ -1191,41 +1038,17 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
             const rollout_tw *t = &trajs[q];
             const int32_t *ids = t->combined.ids + t->n_prompt;
             int n = t->combined.n - t->n_prompt;
-            /* NUL bytes (a model can emit byte 0) become U+FFFD: the reward
-             * functions take C strings */
-            size_t need = 0;
-            for (int k = 0; k < n; k++) {
-              size_t len = 0;
-              const char *b = model_tokenizer_token_bytes(r.s.tok, ids[k], &len);
-              for (size_t c = 0; b && c < len; c++) need += b[c] ? 1 : 3;
-            }
-            if (need + 1 > rtext_cap || (size_t)n + 1 > roffs_cap) {
-              rtext_cap = need + 1 > rtext_cap ? 2 * (need + 1) : rtext_cap;
-              roffs_cap = (size_t)n + 1 > roffs_cap ? 2 * ((size_t)n + 1) : roffs_cap;
-              char *nt = realloc(rtext, rtext_cap);
-              int32_t *no = realloc(roffs, sizeof(int32_t) * roffs_cap);
-              if (nt) rtext = nt;
-              if (no) roffs = no;
-              if (!nt || !no) {
+            if ((size_t)n + 1 > roffs_cap) {
+              int32_t *no = realloc(roffs, sizeof(int32_t) * 2 * ((size_t)n + 1));
+              if (!no) {
                 rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory for a response");
                 break;
               }
+              roffs = no;
+              roffs_cap = 2 * ((size_t)n + 1);
             }
-            size_t at = 0;
-            for (int k = 0; k < n; k++) {
-              size_t len = 0;
-              const char *b = model_tokenizer_token_bytes(r.s.tok, ids[k], &len);
-              roffs[k] = (int32_t)at;
-              for (size_t c = 0; b && c < len; c++) {
-                if (b[c]) {
-                  rtext[at++] = b[c];
-                } else {
-                  memcpy(rtext + at, "\xEF\xBF\xBD", 3);
-                  at += 3;
-                }
-              }
-            }
-            rtext[at] = '\0';
+            rc = trainer_session_response_text(&r.s, ids, n, &rtext, &rtext_cap, roffs, err);
+            if (rc) break;
             in.completion = rtext;
             in.n_tokens = n;
             in.token_offsets = roffs;
