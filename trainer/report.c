@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,22 +64,27 @@ static void free_set(series_set *set) {
 typedef struct chart_def {
   const char *id, *title;
   const char *metrics[8];
+  const char *xlabel;   /* NULL: "step" */
+  int log2x;            /* x drawn on a log2 axis (k = 1, 2, 4, ...) */
 } chart_def;
 
 static const chart_def CHARTS[] = {
-    {"reward", "Reward", {"reward", "rewards/", "reward_kept"}},
-    {"accuracy", "Held-out accuracy", {"eval/"}},
-    {"kl_entropy", "KL and entropy", {"kl", "entropy"}},
-    {"clipping", "Clip ratios", {"clip_ratio/"}},
-    {"length", "Completion length", {"completions/mean_length", "completions/clipped_ratio"}},
-    {"optim", "Grad norm and learning rate", {"grad_norm", "learning_rate"}},
-    {"throughput", "Throughput (tokens/s)", {"rollout_tokens_per_second", "train_tokens_per_second"}},
-    {"latency", "P-GRPO token latency and speedup", {"pgrpo/", "latency/"}},
-    {"sft", "SFT loss", {"sft/loss"}},
+    {"reward", "Reward", {"reward", "rewards/", "reward_kept"}, NULL, 0},
+    {"accuracy", "Held-out accuracy", {"eval/*/accuracy", "eval/*/pass@*", "eval/*/maj@*"}, NULL, 0},
+    {"eval_tokens_step", "Held-out tokens and P-GRPO speedup",
+     {"eval/*/mean_completion_tokens", "eval/*/critical_path_tokens", "eval/*/speedup"}, NULL, 0},
+    {"kl_entropy", "KL and entropy", {"kl", "entropy"}, NULL, 0},
+    {"clipping", "Clip ratios", {"clip_ratio/"}, NULL, 0},
+    {"length", "Completion length", {"completions/mean_length", "completions/clipped_ratio"}, NULL, 0},
+    {"optim", "Grad norm and learning rate", {"grad_norm", "learning_rate"}, NULL, 0},
+    {"throughput", "Throughput (tokens/s)", {"rollout_tokens_per_second", "train_tokens_per_second"}, NULL, 0},
+    {"latency", "P-GRPO token latency and speedup", {"pgrpo/", "latency/"}, NULL, 0},
+    {"sft", "SFT loss", {"sft/loss"}, NULL, 0},
 };
 #define N_CHARTS (int)(sizeof CHARTS / sizeof CHARTS[0])
 
 static int matches(const char *metric, const char *pattern) {
+  if (strchr(pattern, '*')) return fnmatch(pattern, metric, 0) == 0;
   size_t n = strlen(pattern);
   if (n && pattern[n - 1] == '/') return strncmp(metric, pattern, n) == 0;
   return strcmp(metric, pattern) == 0;
@@ -97,12 +103,16 @@ static void xml_escape(FILE *f, const char *s) {
 
 /* Draws one chart (series normalised per chart; a second axis is not worth
  * the complexity: each line is labelled with its range instead). */
+static double chart_x(const chart_def *c, double x) { return c->log2x ? log2(fmax(x, 1e-9)) : x; }
+
 static void draw_chart(FILE *f, const chart_def *c, series **lines, int n_lines) {
   const double W = 640, H = 300, L = 60, R = 20, T = 30, B = 40;
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  const char *xl = c->xlabel ? c->xlabel : "step";
   for (int i = 0; i < n_lines; i++)
     for (int k = 0; k < lines[i]->n; k++) {
-      x0 = fmin(x0, lines[i]->x[k]), x1 = fmax(x1, lines[i]->x[k]);
+      double x = chart_x(c, lines[i]->x[k]);
+      x0 = fmin(x0, x), x1 = fmax(x1, x);
       y0 = fmin(y0, lines[i]->y[k]), y1 = fmax(y1, lines[i]->y[k]);
     }
   if (!(x1 > x0)) x1 = x0 + 1;
@@ -120,14 +130,16 @@ static void draw_chart(FILE *f, const chart_def *c, series **lines, int n_lines)
     fprintf(f, "<text x=\"%g\" y=\"%g\" font-family=\"sans-serif\" font-size=\"10\" text-anchor=\"end\">%.4g</text>\n", L - 4, y + 3, v);
     fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#eee\"/>\n", L, y, W - R, y);
   }
-  fprintf(f, "<text x=\"%g\" y=\"%g\" font-family=\"sans-serif\" font-size=\"10\">step %.0f</text>\n", L, H - B + 14, x0);
-  fprintf(f, "<text x=\"%g\" y=\"%g\" font-family=\"sans-serif\" font-size=\"10\" text-anchor=\"end\">step %.0f</text>\n", W - R, H - B + 14, x1);
+  fprintf(f, "<text x=\"%g\" y=\"%g\" font-family=\"sans-serif\" font-size=\"10\">%s %.4g</text>\n", L, H - B + 14, xl,
+          c->log2x ? exp2(x0) : x0);
+  fprintf(f, "<text x=\"%g\" y=\"%g\" font-family=\"sans-serif\" font-size=\"10\" text-anchor=\"end\">%s %.4g%s</text>\n",
+          W - R, H - B + 14, xl, c->log2x ? exp2(x1) : x1, c->log2x ? " (log scale)" : "");
   for (int i = 0; i < n_lines; i++) {
     const series *s = lines[i];
     fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" data-metric=\"%s\" points=\"",
             COLORS[i % 8], s->name);
     for (int k = 0; k < s->n; k++)
-      fprintf(f, "%.1f,%.1f ", L + (W - L - R) * (s->x[k] - x0) / (x1 - x0),
+      fprintf(f, "%.1f,%.1f ", L + (W - L - R) * (chart_x(c, s->x[k]) - x0) / (x1 - x0),
               (H - B) - (H - B - T) * (s->y[k] - y0) / (y1 - y0));
     fprintf(f, "\"/>\n");
     fprintf(f, "<text x=\"%g\" y=\"%g\" font-family=\"sans-serif\" font-size=\"11\" fill=\"%s\">", L,
@@ -138,16 +150,95 @@ static void draw_chart(FILE *f, const chart_def *c, series **lines, int n_lines)
   fprintf(f, "</svg>\n");
 }
 
+/* Test-time-scaling curves of <run_dir>/eval/summary.json (grpo eval):
+ * per set, pass@k and maj@k against k, and maj@k against the tokens it
+ * costs per problem (k times the mean completion tokens). Returns 0 when
+ * there is no summary. */
+static const chart_def EVAL_SAMPLES = {"eval_samples", "Accuracy vs samples per problem (grpo eval)", {NULL}, "k", 1};
+static const chart_def EVAL_TOKENS = {"eval_tokens", "maj@k accuracy vs tokens per problem (grpo eval)", {NULL},
+                                      "tokens", 1};
+
+static int load_eval_curves(const char *run_dir, series_set *by_k, series_set *by_tokens, grpo_error *err) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/eval/summary.json", run_dir);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  char *text = NULL;
+  size_t cap = 0, len = 0;
+  char buf[4096];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+    if (len + got + 1 > cap) {
+      char *nt = realloc(text, 2 * (len + got + 1));
+      if (!nt) break;
+      text = nt;
+      cap = 2 * (len + got + 1);
+    }
+    memcpy(text + len, buf, got);
+    len += got;
+  }
+  fclose(f);
+  cJSON *root = text ? (text[len] = 0, cJSON_Parse(text)) : NULL;
+  free(text);
+  const cJSON *sets = root ? cJSON_GetObjectItem(root, "sets") : NULL;
+  if (!cJSON_IsObject(sets)) {
+    cJSON_Delete(root);
+    return -GRPO_FAIL(err, GRPO_EPARSE, "%s: not a grpo eval summary (no \"sets\" object)", path);
+  }
+  const cJSON *set;
+  int rc = 0;
+  cJSON_ArrayForEach(set, sets) {
+    const cJSON *tok = cJSON_GetObjectItem(set, "mean_completion_tokens");
+    double per = cJSON_IsNumber(tok) ? tok->valuedouble : 0;
+    const char *kinds[2] = {"pass@k", "maj@k"};
+    for (int kind = 0; kind < 2; kind++) {
+      const cJSON *curve = cJSON_GetObjectItem(set, kinds[kind]), *pt;
+      char name[64];
+      snprintf(name, sizeof name, "%.48s %s", set->string, kinds[kind]);
+      series *s = NULL, *t = NULL;
+      cJSON_ArrayForEach(pt, curve) {
+        if (!cJSON_IsNumber(pt) || !pt->string) continue;
+        double k = atof(pt->string);
+        if (!s) s = find_or_add(by_k, name);
+        if (!s || !add_point(s, k, pt->valuedouble)) rc = -GRPO_FAIL(err, GRPO_ENOMEM, "report: out of memory");
+        if (kind == 1 && per > 0) {
+          snprintf(name, sizeof name, "%.48s maj@k", set->string);
+          if (!t) t = find_or_add(by_tokens, name);
+          if (!t || !add_point(t, k * per, pt->valuedouble)) rc = -GRPO_FAIL(err, GRPO_ENOMEM, "report: out of memory");
+        }
+      }
+    }
+  }
+  cJSON_Delete(root);
+  return rc ? rc : by_k->n > 0;
+}
+
+/* Draws a chart into the page and into charts/<id>.svg. */
+static void emit_chart(FILE *html, const char *charts_dir, const chart_def *c, series **lines, int n) {
+  char path[1300];
+  draw_chart(html, c, lines, n);
+  snprintf(path, sizeof path, "%s/%s.svg", charts_dir, c->id);
+  FILE *svg = fopen(path, "w");
+  if (svg) {
+    fprintf(svg, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    draw_chart(svg, c, lines, n);
+    fclose(svg);
+  }
+}
+
 int trainer_report(const char *run_dir, int *n_charts, grpo_error *err) {
   char path[1200];
   snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
-  FILE *in = fopen(path, "r");
-  if (!in) return GRPO_FAIL(err, GRPO_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
-  series_set set = {0};
+  series_set set = {0}, by_k = {0}, by_tokens = {0};
+  int rc = GRPO_OK, lineno = 0, bad = 0;
+  int have_eval = load_eval_curves(run_dir, &by_k, &by_tokens, err);
+  if (have_eval < 0) rc = -have_eval;
+  FILE *in = rc ? NULL : fopen(path, "r");
+  if (!rc && !in && have_eval <= 0)
+    rc = GRPO_FAIL(err, GRPO_ENOTFOUND, "%s: cannot open: %s (and no eval/summary.json)", path, strerror(errno));
   char *line = NULL;
   size_t cap = 0;
-  int lineno = 0, rc = GRPO_OK, bad = 0;
-  while (getline(&line, &cap, in) >= 0) {
+  while (in && !rc && getline(&line, &cap, in) >= 0) {
     lineno++;
     cJSON *row = cJSON_Parse(line);
     const cJSON *step = row ? cJSON_GetObjectItem(row, "step") : NULL;
@@ -167,11 +258,10 @@ int trainer_report(const char *run_dir, int *n_charts, grpo_error *err) {
       }
     }
     cJSON_Delete(row);
-    if (rc) break;
   }
   free(line);
-  fclose(in);
-  if (!rc && set.n == 0)
+  if (in) fclose(in);
+  if (!rc && set.n == 0 && have_eval <= 0)
     rc = GRPO_FAIL(err, GRPO_EPARSE, "%s: no metrics to draw (%d lines, %d unreadable)", path, lineno, bad);
   char charts_dir[1200];
   snprintf(charts_dir, sizeof charts_dir, "%s/charts", run_dir);
@@ -201,20 +291,25 @@ int trainer_report(const char *run_dir, int *n_charts, grpo_error *err) {
             break;
           }
       if (n == 0) continue;
-      draw_chart(html, &CHARTS[c], lines, n);
-      snprintf(path, sizeof path, "%s/%s.svg", charts_dir, CHARTS[c].id);
-      FILE *svg = fopen(path, "w");
-      if (svg) {
-        fprintf(svg, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        draw_chart(svg, &CHARTS[c], lines, n);
-        fclose(svg);
-      }
+      emit_chart(html, charts_dir, &CHARTS[c], lines, n);
+      drawn++;
+    }
+    const series_set *curves[2] = {&by_k, &by_tokens};
+    const chart_def *defs[2] = {&EVAL_SAMPLES, &EVAL_TOKENS};
+    for (int c = 0; c < 2; c++) {
+      int n = 0;
+      for (int i = 0; i < curves[c]->n && n < 16; i++)
+        if (curves[c]->s[i].n > 0) lines[n++] = &curves[c]->s[i];
+      if (n == 0) continue;
+      emit_chart(html, charts_dir, defs[c], lines, n);
       drawn++;
     }
     fprintf(html, "</body></html>\n");
     fclose(html);
   }
   free_set(&set);
+  free_set(&by_k);
+  free_set(&by_tokens);
   if (n_charts) *n_charts = drawn;
   return rc;
 }

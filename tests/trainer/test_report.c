@@ -68,7 +68,47 @@ TEST(report_draws_the_metrics) {
   CHECK(system(cmd) == 0);
 }
 
+/* grpo eval's summary alone: accuracy against k (pass@k and maj@k per set)
+ * and maj@k against k x mean tokens, k on a log2 axis. */
+TEST(report_draws_eval_curves) {
+  char dir[128], path[256];
+  snprintf(dir, sizeof dir, "/tmp/grpo_report_eval_%d", (int)getpid());
+  mkdir(dir, 0777);
+  snprintf(path, sizeof path, "%s/eval", dir);
+  mkdir(path, 0777);
+  snprintf(path, sizeof path, "%s/eval/summary.json", dir);
+  FILE *f = fopen(path, "w");
+  fputs("{\"model\": \"m\", \"sets\": {\"gsm8k\": {\"pass@1\": 0.5, \"pass@k\": {\"1\": 0.5, \"2\": 0.6, \"4\": 0.7},"
+        " \"maj@k\": {\"1\": 0.5, \"2\": 0.5, \"4\": 0.55}, \"mean_completion_tokens\": 100}}}\n", f);
+  fclose(f);
+  int n = 0;
+  grpo_error err = {0};
+  CHECK_EQ_INT(trainer_report(dir, &n, &err), GRPO_OK);
+  CHECK_EQ_INT(n, 2);
+  snprintf(path, sizeof path, "%s/charts/eval_tokens.svg", dir);
+  char *svg = slurp(path);
+  CHECK(svg && strstr(svg, "data-metric=\"gsm8k maj@k\"") && strstr(svg, "tokens 400 (log scale)"));
+  free(svg);
+  snprintf(path, sizeof path, "%s/charts/eval_samples.svg", dir);
+  svg = slurp(path);
+  CHECK(svg && strstr(svg, "data-metric=\"gsm8k pass@k\"") && strstr(svg, "k 4 (log scale)"));
+  /* k = 1, 2, 4 evenly spaced on the log axis: x = 60, 340, 620 */
+  CHECK(svg && strstr(svg, "points=\"60.0,") && strstr(svg, " 340.0,") && strstr(svg, " 620.0,"));
+  free(svg);
+  /* a summary that is not one is an error naming it */
+  snprintf(path, sizeof path, "%s/eval/summary.json", dir);
+  f = fopen(path, "w");
+  fputs("[1, 2]", f);
+  fclose(f);
+  CHECK(trainer_report(dir, &n, &err) != GRPO_OK);
+  CHECK(strstr(err.msg, "eval/summary.json") != NULL);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
 int main(void) {
   RUN(report_draws_the_metrics);
+  RUN(report_draws_eval_curves);
   return test_summary();
 }
