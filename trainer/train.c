@@ -12,6 +12,7 @@
 #include "checkpoints/hf_io.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/sgemm_peak.h"
 #include "optim/optim.h"
 #include "reward/registry.h"
 #include "rollout/worker.h"
@@ -168,6 +169,8 @@ typedef struct run {
   reward_registry *reg;
   reward_scratch *rs;
   trainer_metrics metrics;
+  double packed_tokens;          /* tokens through forward+backward this step (this rank) */
+  double peak_flops;             /* sum over the ranks of comm, for the mfu metric */
   long step;
   prompt_source src;
   trainer_eval_set *evals;
@@ -177,6 +180,35 @@ typedef struct run {
   model_transformer *ref_model;
   float *ref_lp;
 } run;
+
+/* The FLOP/s the mfu metric divides by: logging.peak_tflops per rank, or
+ * this rank's sgemm peak measured now (a quarter second). */
+static int measure_peak(run *r, grpo_error *err) {
+  double peak = r->cfg->logging.peak_tflops * 1e12;
+  int rc = GRPO_OK;
+  if (peak <= 0) {
+    grpo_sgemm_peak p;
+    rc = grpo_sgemm_peak_measure(384, 0.25, &p, err);
+    peak = rc ? 0 : p.best_gflops * 1e9;
+  }
+  MPI_Allreduce(&peak, &r->peak_flops, 1, MPI_DOUBLE, MPI_SUM, r->comm);
+  return rc;
+}
+
+/* Model FLOPs utilisation of the train phase: 6 N FLOPs per token through
+ * forward and backward (N = the weights used in matmuls: the input
+ * embedding is a lookup; attention's quadratic term is left out, as in
+ * PaLM's definition; recomputation does not count). */
+static void record_mfu(run *r, double seconds) {
+  double tokens = r->packed_tokens;
+  MPI_Allreduce(MPI_IN_PLACE, &tokens, 1, MPI_DOUBLE, MPI_SUM, r->comm);
+  const model_config *mc = &r->s.params.cfg;
+  double n = (double)r->s.params.total - (mc->tie_embeddings ? 0.0 : (double)mc->vocab * mc->hidden);
+  double flops = 6.0 * n * tokens;
+  trainer_metrics_set(&r->metrics, "train_tflops", seconds > 0 ? flops / seconds / 1e12 : 0);
+  trainer_metrics_set(&r->metrics, "mfu", seconds > 0 && r->peak_flops > 0 ? flops / seconds / r->peak_flops : 0);
+  r->packed_tokens = 0;
+}
 
 static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewards, grpo_error *err) {
   memset(r, 0, sizeof *r);
@@ -192,6 +224,8 @@ static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewa
   if (rc) return rc ? rc : GRPO_EIO;
   r->mb_tokens = (int)cfg->trainer.max_tokens_per_microbatch;
   rc = trainer_session_open(&r->s, cfg, r->mb_tokens, err);
+  if (rc) return rc;
+  rc = measure_peak(r, err);
   if (rc) return rc;
   int P = r->mb_tokens;
   rc = trainer_packed_init(&r->pack, r->mb_tokens, P,
@@ -479,6 +513,7 @@ static trainer_is_mode is_mode(const grpo_config *c) {
 static int train_micro_batch(run *r, const seq_ref *seqs, const trainer_loss_norm *norm, int sft,
                              train_accum *acc, grpo_error *err) {
   trainer_packed *pk = &r->pack;
+  r->packed_tokens += pk->n_tokens;
   model_batch b = {pk->n_tokens, pk->ids, pk->pos, pk->tin, pk->tout, pk->n_pred, pk->pred_row,
                    pk->pred_target, sft ? 1.0f : (float)r->cfg->rollout.temperature};
   if (b.temperature <= 0) b.temperature = 1.0f;
@@ -1221,6 +1256,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     trainer_metrics_set(mt, "timing/train", t_train);
     trainer_metrics_set(mt, "rollout_tokens_per_second", est.seconds > 0 ? est.decode_tokens / est.seconds : 0);
     trainer_metrics_set(mt, "train_tokens_per_second", t_train > 0 ? norm.n_tokens / t_train : 0);
+    record_mfu(&r, t_train);
     if (first_step) summary->reward_first = ast_all.reward_mean;
     first_step = 0;
     summary->reward_last = ast_all.reward_mean;
@@ -1391,6 +1427,7 @@ int trainer_sft(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary,
     trainer_metrics_set(&r.metrics, "grad_norm", gnorm);
     trainer_metrics_set(&r.metrics, "learning_rate", lr);
     trainer_metrics_set(&r.metrics, "num_tokens", tokens);
+    record_mfu(&r, grpo_now_seconds() - ts);
     trainer_metrics_set(&r.metrics, "step_time", grpo_now_seconds() - ts);
     trainer_metrics_flush(&r.metrics, r.step);
     char line[96];

@@ -10,6 +10,7 @@
 static char g_tmp[256];
 
 static void dir_for(char *out, size_t cap, const char *name) { snprintf(out, cap, "%s/%s", g_tmp, name); }
+static double last_metric(const char *dir, const char *name);
 
 TEST(reward_rises) {
   char dir[512], od[600];
@@ -24,6 +25,9 @@ TEST(reward_rises) {
   CHECK_MSG(rc == GRPO_OK, "%s", err.msg);
   CHECK_EQ_INT(s.steps_done, 16);
   CHECK_MSG(s.reward_last > s.reward_first + 0.2, "reward %g -> %g", s.reward_first, s.reward_last);
+  /* against the sgemm peak measured at start */
+  double mfu = last_metric(dir, "mfu");
+  CHECK_MSG(mfu > 0 && mfu <= 1, "mfu %g", mfu);
   char path[700];
   const char *files[] = {"metrics.jsonl", "config.yaml", "summary.json", "checkpoints/latest"};
   for (int i = 0; i < 4; i++) {
@@ -110,11 +114,15 @@ TEST(dynamic_sampling_drops_degenerate_groups) {
   /* length shaping varies within groups: one round fills the batch */
   dir_for(dir, sizeof dir, "dyn_len");
   snprintf(od, sizeof od, "output_dir=%s", dir);
-  const char *len[] = {od, "trainer.max_steps=1", "trainer.dynamic_sampling=true", NULL};
+  const char *len[] = {od, "trainer.max_steps=1", "trainer.dynamic_sampling=true", "logging.peak_tflops=0.5", NULL};
   CHECK_EQ_INT(train_config(&cfg, len, &err), GRPO_OK);
   CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err), GRPO_OK);
   grpo_config_free(&cfg);
   CHECK_NEAR(last_metric(dir, "dynamic_sampling/kept_groups"), 8, 0);
+  /* mfu = achieved TFLOP/s over the given peak (one rank) */
+  double tf = last_metric(dir, "train_tflops");
+  CHECK(tf > 0);
+  CHECK_NEAR(last_metric(dir, "mfu"), tf / 0.5, 1e-6 * tf);
   CHECK(last_metric(dir, "dynamic_sampling/rounds") >= 1);
 }
 
