@@ -16,7 +16,8 @@ typedef struct slot_state {
   rollout_output *out;     /* where tokens go (a caller output, or the slot's own) */
   rollout_output own;      /* parallel mode: buffers of max_len entries */
   int max_new;
-  uint32_t key_c0;         /* RNG token coordinate = key_c0 + tokens so far */
+  uint32_t key_c0;         /* RNG token coordinate = key_c0 + emitted */
+  int emitted;             /* tokens emitted, removed ones included (never decreases) */
   const char *const *stops;
   int n_stops;
   int32_t pending;         /* token to feed at the next step */
@@ -29,6 +30,10 @@ typedef struct slot_state {
   int text_len;
   int keep_text;
   int traj, thread;        /* parallel mode: owner */
+  int thinking;            /* budget forcing: the end of thinking is still to come */
+  const int32_t *queue;    /* budget forcing: tokens to inject before sampling again */
+  int n_queue;
+  int rollback;            /* the policy's copy of the slot must be cut to `cached` */
 } slot_state;
 
 struct rollout_engine {
@@ -103,9 +108,23 @@ void rollout_engine_free(rollout_engine *e) {
   free(e);
 }
 
-/* Appends the token's text; reports whether a stop string now ends in it. */
+/* Appends n bytes to the tail; returns the tail length before them. */
+static int tail_push(slot_state *s, const char *piece, int n) {
+  if (s->tail_len + n > TAIL_CAP) { /* keep the last STOP_MAX bytes */
+    int keep = s->tail_len < STOP_MAX ? s->tail_len : STOP_MAX;
+    memmove(s->tail, s->tail + s->tail_len - keep, (size_t)keep);
+    s->tail_len = keep;
+  }
+  int before = s->tail_len;
+  memcpy(s->tail + s->tail_len, piece, (size_t)n);
+  s->tail_len += n;
+  return before;
+}
+
+/* Appends the token's text; reports whether a stop string now ends in it
+ * (never for an injected token: `check` is 0). */
 static int hits_stop_string(rollout_engine *e, slot_state *s, const rollout_engine_options *opt,
-                            int32_t tok) {
+                            int32_t tok, int check) {
   if (!opt->piece || (s->n_stops == 0 && !s->keep_text)) return 0;
   char piece[128];
   int n = opt->piece(opt->piece_ctx, tok, piece, (int)sizeof piece);
@@ -116,14 +135,8 @@ static int hits_stop_string(rollout_engine *e, slot_state *s, const rollout_engi
     s->text_len += n;
     s->text[s->text_len] = '\0';
   }
-  if (s->tail_len + n > TAIL_CAP) { /* keep the last STOP_MAX bytes */
-    int keep = s->tail_len < STOP_MAX ? s->tail_len : STOP_MAX;
-    memmove(s->tail, s->tail + s->tail_len - keep, (size_t)keep);
-    s->tail_len = keep;
-  }
-  int before = s->tail_len;
-  memcpy(s->tail + s->tail_len, piece, (size_t)n);
-  s->tail_len += n;
+  int before = tail_push(s, piece, n);
+  if (!check) return 0;
   for (int k = 0; k < s->n_stops; k++) {
     int L = (int)strlen(s->stops[k]);
     if (L == 0 || L > s->tail_len) continue;
@@ -135,37 +148,139 @@ static int hits_stop_string(rollout_engine *e, slot_state *s, const rollout_engi
   return 0;
 }
 
-/* Draws the next token from a logits row; marks the stream inactive when it ends. */
+/* Tokens left the completion (a removed end of thinking): their text must
+ * leave the stop-string tail too, so it is rebuilt from the last tokens. */
+static void rebuild_tail(const rollout_engine_options *opt, slot_state *s) {
+  s->tail_len = 0;
+  if (!opt->piece || s->n_stops == 0) return;
+  const rollout_output *o = s->out;
+  char piece[128];
+  int first = o->n, bytes = 0;
+  while (first > 0 && bytes < STOP_MAX) {
+    int n = opt->piece(opt->piece_ctx, o->ids[first - 1], piece, (int)sizeof piece);
+    bytes += n > 0 ? n : 0;
+    first--;
+  }
+  for (int t = first; t < o->n; t++) {
+    int n = opt->piece(opt->piece_ctx, o->ids[t], piece, (int)sizeof piece);
+    if (n <= 0) continue;
+    if (n > TAIL_CAP / 2) n = TAIL_CAP / 2;
+    tail_push(s, piece, n);
+  }
+}
+
+static int budget_on(const rollout_engine_options *opt) {
+  return opt->budget.min_think_tokens > 0 || opt->budget.max_think_tokens > 0;
+}
+
+/* Appends one token to the completion; it is the next one fed to the policy. */
+static void emit(rollout_engine *e, slot_state *s, int32_t tok, float lp, float slp, int forced) {
+  rollout_output *o = s->out;
+  o->ids[o->n] = tok;
+  o->logprobs[o->n] = lp;
+  if (o->sampler_logprobs) o->sampler_logprobs[o->n] = slp;
+  if (o->forced) o->forced[o->n] = (uint8_t)forced;
+  o->n++;
+  s->emitted++;
+  if (s->n_hist < e->pol.max_len) s->history[s->n_hist++] = tok;
+  s->pending = tok;
+}
+
+/* Ends the stream at a length limit; feeding the pending token needs one more cache row. */
+static int hits_length(const rollout_engine *e, slot_state *s) {
+  rollout_output *o = s->out;
+  if (o->n < s->max_new && s->cached + 1 < e->pol.max_len) return 0;
+  o->finish = ROLLOUT_FINISH_LENGTH;
+  o->truncated = 1;
+  s->active = 0;
+  return 1;
+}
+
+/* Queues the forced end of thinking once the thinking budget is spent. */
+static void maybe_force_end(slot_state *s, const rollout_budget_forcing *b) {
+  if (!s->thinking || s->n_queue > 0 || b->max_think_tokens <= 0 || s->out->n < b->max_think_tokens)
+    return;
+  int own = b->n_force_end > 0;
+  s->queue = own ? b->force_end : b->end_think;
+  s->n_queue = own ? b->n_force_end : b->n_end_think;
+  s->thinking = 0;
+  s->out->end_forced = 1;
+}
+
+/* Emits the next queued token in place of a sample. */
+static void inject_next(rollout_engine *e, slot_state *s, const rollout_engine_options *opt) {
+  int32_t tok = *s->queue++;
+  s->n_queue--;
+  emit(e, s, tok, 0.0f, 0.0f, 1);
+  hits_stop_string(e, s, opt, tok, 0);
+  if (hits_length(e, s)) return;
+  maybe_force_end(s, &opt->budget);
+}
+
+static int ends_thinking(const rollout_output *o, const rollout_budget_forcing *b) {
+  return o->n >= b->n_end_think &&
+         memcmp(o->ids + o->n - b->n_end_think, b->end_think, sizeof(int32_t) * (size_t)b->n_end_think) == 0;
+}
+
+/* The completion just ended its thinking early: swaps the delimiter for the
+ * continuation when the budget asks for it and a sampled token fits after
+ * it; reports whether it did. */
+static int continue_thinking(rollout_engine *e, slot_state *s, const rollout_engine_options *opt) {
+  const rollout_budget_forcing *b = &opt->budget;
+  rollout_output *o = s->out;
+  const int nd = b->n_end_think, nc = b->n_continuation;
+  const int think = o->n - nd;
+  /* the delimiter's last token is pending; the others are in the cache */
+  const int cached = s->cached - (nd - 1);
+  if (think >= b->min_think_tokens) return 0;
+  if (b->max_continuations > 0 && o->n_continuations >= b->max_continuations) return 0;
+  if (think + nc >= s->max_new || cached + nc >= e->pol.max_len) return 0;
+  if (b->max_think_tokens > 0 && think + nc >= b->max_think_tokens) return 0;
+  o->n = think;
+  s->n_hist -= nd;
+  if (cached != s->cached) {
+    s->cached = cached;
+    s->rollback = 1;
+  }
+  o->n_continuations++;
+  rebuild_tail(opt, s);
+  s->queue = b->continuation;
+  s->n_queue = nc;
+  inject_next(e, s, opt);
+  return 1;
+}
+
+/* Draws the next token from a logits row (or injects a queued one); marks
+ * the stream inactive when it ends. */
 static void sample_into(rollout_engine *e, slot_state *s, const rollout_engine_options *opt,
                         const float *logits, int vocab, rollout_sampler_ws *ws) {
+  if (s->n_queue > 0) {
+    inject_next(e, s, opt);
+    return;
+  }
   rollout_output *o = s->out;
   rollout_sample_result r;
   double u = rollout_sampler_uniform(opt->seed, opt->step, o->prompt_index, o->sample_index,
-                                     s->key_c0 + (uint32_t)o->n);
+                                     s->key_c0 + (uint32_t)s->emitted);
   rollout_sample(logits, vocab, &opt->sampling, s->history, s->n_hist, u, ws, &r);
-  o->ids[o->n] = r.token;
-  o->logprobs[o->n] = r.logprob;
-  if (o->sampler_logprobs) o->sampler_logprobs[o->n] = r.sampler_logprob;
-  o->n++;
-  if (s->n_hist < e->pol.max_len) s->history[s->n_hist++] = r.token;
-  s->pending = r.token;
+  emit(e, s, r.token, r.logprob, r.sampler_logprob, 0);
+  if (s->thinking && ends_thinking(o, &opt->budget)) {
+    if (continue_thinking(e, s, opt)) return;
+    s->thinking = 0;
+  }
   for (int k = 0; k < opt->n_stop_ids; k++)
     if (r.token == opt->stop_ids[k]) {
       o->finish = ROLLOUT_FINISH_EOS;
       s->active = 0;
       return;
     }
-  if (hits_stop_string(e, s, opt, r.token)) {
+  if (hits_stop_string(e, s, opt, r.token, 1)) {
     o->finish = ROLLOUT_FINISH_STOP;
     s->active = 0;
     return;
   }
-  /* feeding the pending token needs one more cache row */
-  if (o->n >= s->max_new || s->cached + 1 >= e->pol.max_len) {
-    o->finish = ROLLOUT_FINISH_LENGTH;
-    o->truncated = 1;
-    s->active = 0;
-  }
+  if (hits_length(e, s)) return;
+  maybe_force_end(s, &opt->budget);
 }
 
 static void stream_begin(slot_state *s, rollout_output *out, int max_new, uint32_t key_c0,
@@ -175,6 +290,11 @@ static void stream_begin(slot_state *s, rollout_output *out, int max_new, uint32
   s->out = out;
   s->max_new = max_new;
   s->key_c0 = key_c0;
+  s->emitted = 0;
+  s->thinking = 0;
+  s->queue = NULL;
+  s->n_queue = 0;
+  s->rollback = 0;
   s->stops = stops;
   s->n_stops = n_stops;
   memcpy(s->history, context, sizeof(int32_t) * (size_t)n_ctx);
@@ -189,7 +309,13 @@ static void stream_begin(slot_state *s, rollout_output *out, int max_new, uint32
 static int decode_step(rollout_engine *e, const rollout_engine_options *opt, int vocab,
                        rollout_engine_stats *stats, grpo_error *err) {
   const rollout_policy *pol = &e->pol;
-  int n = 0;
+  int n = 0, rc;
+  for (int s = 0; s < pol->n_slots; s++) {
+    slot_state *st = &e->slots[s];
+    if (!st->active || !st->rollback) continue;
+    if ((rc = pol->truncate(pol->ctx, s, st->cached, err))) return rc;
+    st->rollback = 0;
+  }
   for (int s = 0; s < pol->n_slots; s++)
     if (e->slots[s].active) {
       e->step_slots[n] = s;
@@ -197,7 +323,7 @@ static int decode_step(rollout_engine *e, const rollout_engine_options *opt, int
       n++;
     }
   if (n == 0) return GRPO_OK;
-  int rc = pol->step(pol->ctx, n, e->step_slots, e->step_ids, e->logits, err);
+  rc = pol->step(pol->ctx, n, e->step_slots, e->step_ids, e->logits, err);
   if (rc) return rc;
   stats->decode_steps++;
   stats->decode_tokens += n;
@@ -233,6 +359,48 @@ static int vocab_of(const rollout_engine *e, const rollout_engine_options *opt) 
   return opt->vocab_limit > 0 && opt->vocab_limit < e->pol.vocab ? opt->vocab_limit : e->pol.vocab;
 }
 
+static int check_ids(const int32_t *ids, int n, int vocab, const char *what, grpo_error *err) {
+  if (n < 0 || (n > 0 && !ids))
+    return GRPO_FAIL(err, GRPO_EINVAL, "%s: bad token list (%d ids)", what, n);
+  for (int i = 0; i < n; i++)
+    if (ids[i] < 0 || ids[i] >= vocab)
+      return GRPO_FAIL(err, GRPO_EINVAL, "%s: token %d is %d, outside the vocabulary [0, %d)", what, i,
+                       ids[i], vocab);
+  return GRPO_OK;
+}
+
+/* Messages name the config keys the options come from (trainer/session.c). */
+static int check_budget(const rollout_engine *e, const rollout_engine_options *opt, int vocab,
+                        grpo_error *err) {
+  const rollout_budget_forcing *b = &opt->budget;
+  if (b->min_think_tokens < 0 || b->max_think_tokens < 0 || b->max_continuations < 0)
+    return GRPO_FAIL(err, GRPO_EINVAL,
+                     "rollout.budget_min_think_tokens (%d), rollout.budget_max_think_tokens (%d) and "
+                     "rollout.budget_max_continuations (%d) must be >= 0",
+                     b->min_think_tokens, b->max_think_tokens, b->max_continuations);
+  if (!budget_on(opt)) return GRPO_OK;
+  int rc;
+  if ((rc = check_ids(b->end_think, b->n_end_think, vocab, "rollout.end_think", err)) ||
+      (rc = check_ids(b->continuation, b->n_continuation, vocab, "rollout.budget_continuation", err)) ||
+      (rc = check_ids(b->force_end, b->n_force_end, vocab, "budget forcing end ids", err)))
+    return rc;
+  if (b->n_end_think == 0)
+    return GRPO_FAIL(err, GRPO_EINVAL, "budget forcing needs the end-of-thinking tokens (rollout.end_think is empty)");
+  if (b->min_think_tokens > 0 && b->n_continuation == 0)
+    return GRPO_FAIL(err, GRPO_EINVAL,
+                     "rollout.budget_min_think_tokens = %d needs a continuation (rollout.budget_continuation is empty)",
+                     b->min_think_tokens);
+  if (b->max_think_tokens > 0 && b->min_think_tokens > b->max_think_tokens)
+    return GRPO_FAIL(err, GRPO_EINVAL,
+                     "rollout.budget_min_think_tokens (%d) exceeds rollout.budget_max_think_tokens (%d)",
+                     b->min_think_tokens, b->max_think_tokens);
+  if (b->min_think_tokens > 0 && b->n_end_think > 1 && !e->pol.truncate)
+    return GRPO_FAIL(err, GRPO_EINVAL,
+                     "budget forcing: rollout.end_think is %d tokens and this policy cannot roll its KV "
+                     "cache back to remove them", b->n_end_think);
+  return GRPO_OK;
+}
+
 /* Prefills a prompt once into free slots ids[0..k) (KV copied); the logits
  * of its last token are left in e->logits. */
 static int prefill_shared(rollout_engine *e, const rollout_group *g, const int *ids, int k,
@@ -266,6 +434,7 @@ int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt
   int rc = check_options(e, opt, groups, n_groups, err);
   if (rc) return rc;
   const int vocab = vocab_of(e, opt);
+  if ((rc = check_budget(e, opt, vocab, err))) return rc;
   int total = 0;
   for (int g = 0; g < n_groups; g++) {
     for (int j = 0; j < groups[g].n_samples; j++) {
@@ -273,6 +442,8 @@ int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt
       o->n = 0;
       o->finish = ROLLOUT_FINISH_LENGTH;
       o->truncated = 0;
+      o->n_continuations = 0;
+      o->end_forced = 0;
       o->prompt_index = groups[g].prompt_index;
       o->sample_index = (uint32_t)j;
     }
@@ -293,6 +464,7 @@ int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt
         slot_state *s = &e->slots[ids[j]];
         stream_begin(s, &outs[next_out + j], opt->max_new_tokens, 0, opt->stop_strings,
                      opt->n_stop_strings, g->prompt, g->n_prompt, 0);
+        s->thinking = budget_on(opt);
         sample_into(e, s, opt, e->logits, vocab, &e->ws[0]);
       }
       next_out += k;
@@ -379,6 +551,10 @@ int rollout_engine_generate_parallel(rollout_engine *e, const rollout_engine_opt
   const rollout_policy *pol = &e->pol;
   int rc = check_options(e, opt, groups, n_groups, err);
   if (rc) return rc;
+  if (budget_on(opt))
+    return GRPO_FAIL(err, GRPO_EINVAL,
+                     "budget forcing (rollout.budget_min_think_tokens / budget_max_think_tokens) is not "
+                     "supported with rollout.parallel_threads");
   if (pol->n_slots < 2)
     return GRPO_FAIL(err, GRPO_EINVAL, "parallel rollout needs at least 2 KV-cache slots, got %d",
                      pol->n_slots);

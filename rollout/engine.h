@@ -10,11 +10,17 @@
  *
  * A sample's token t is drawn with u = Philox(seed, step, prompt_index,
  * sample_index, t) (rollout/sampler.h), so completions do not depend on the
- * slot count, the batch composition or the rank that ran them.
+ * slot count, the batch composition or the rank that ran them. With budget
+ * forcing the coordinate t counts every token the sample has emitted so far,
+ * injected ones and removed end-of-thinking tokens included, so no uniform
+ * is drawn twice; without it t is the token's index in the completion.
  *
  * Stops: a token in stop_ids (EOS; kept as the last token), a stop string in
  * the decoded text (the token completing it is kept), max_new_tokens, or the
- * slot's length limit (both "length", truncated). */
+ * slot's length limit (both "length", truncated). Tokens injected by budget
+ * forcing never stop a sample by themselves (their text still joins the text
+ * that later stop strings are matched in), but they count towards the
+ * length limits. */
 #ifndef GRPO_ROLLOUT_ENGINE_H
 #define GRPO_ROLLOUT_ENGINE_H
 
@@ -40,10 +46,46 @@ typedef struct rollout_policy {
               grpo_error *err);
   /* The first n_tokens of slot src into each dst slot. */
   int (*copy_prefix)(void *ctx, int src, const int *dst, int n_dst, int n_tokens, grpo_error *err);
+  /* Optional (NULL = cannot): keeps the first n_tokens of a slot, dropping the
+   * rest. Budget forcing needs it to take back a multi-token end of thinking. */
+  int (*truncate)(void *ctx, int slot, int n_tokens, grpo_error *err);
 } rollout_policy;
 
 /* Turns a token into its text bytes (for stop strings); returns the length. */
 typedef int (*rollout_piece_fn)(void *ctx, int32_t id, char *buf, int cap);
+
+/* Budget forcing ("keep thinking", s1): bounds the thinking part of a
+ * completion, i.e. its tokens before the first end_think sequence. The
+ * prompt must leave the model thinking (e.g. end with "<think>"). The
+ * delimiter is matched on token ids (Qwen3's single "</think>" token, or the
+ * several tokens a byte-level tokenizer makes of it); the same text spelt
+ * with other tokens is not seen as the end of thinking.
+ * - Minimum: when a sample completes end_think after fewer than
+ *   min_think_tokens thinking tokens, the delimiter is removed (its tokens
+ *   leave the completion and the KV cache) and the continuation (e.g. the
+ *   tokens of "Wait") is injected instead; sampling then goes on. At most
+ *   max_continuations times per sample (0 = no cap). A continuation is only
+ *   injected when at least one sampled token fits after it (before
+ *   max_new_tokens, the slot length and max_think_tokens); otherwise the
+ *   delimiter stands.
+ * - Maximum: when the thinking reaches max_think_tokens tokens without the
+ *   delimiter, force_end (default: end_think) is injected right after them,
+ *   so it starts at completion index max_think_tokens; the answer is then
+ *   sampled as usual.
+ * Off when min_think_tokens and max_think_tokens are both 0 (the engine then
+ * behaves exactly as without it). Only rollout_engine_generate supports it.
+ * A removed multi-token delimiter needs policy->truncate. */
+typedef struct rollout_budget_forcing {
+  const int32_t *end_think;      /* the end-of-thinking sequence */
+  int n_end_think;
+  const int32_t *continuation;   /* injected instead of an early end_think */
+  int n_continuation;
+  const int32_t *force_end;      /* injected at max_think_tokens; NULL = end_think */
+  int n_force_end;
+  int min_think_tokens;          /* 0 = no minimum */
+  int max_think_tokens;          /* 0 = no maximum */
+  int max_continuations;         /* 0 = as many as min_think_tokens takes */
+} rollout_budget_forcing;
 
 typedef struct rollout_engine_options {
   rollout_sampling sampling;
@@ -57,6 +99,7 @@ typedef struct rollout_engine_options {
   rollout_piece_fn piece;        /* needed when n_stop_strings > 0 */
   void *piece_ctx;
   int vocab_limit;               /* tokenizer size (<= policy vocab); 0 = policy vocab */
+  rollout_budget_forcing budget; /* all zero = off */
 } rollout_engine_options;
 
 typedef struct rollout_group {
@@ -66,8 +109,11 @@ typedef struct rollout_group {
   uint32_t prompt_index;         /* global index: part of the RNG key */
 } rollout_group;
 
-/* One completion. ids / logprobs / sampler_logprobs are caller buffers of at
- * least max_new_tokens entries (sampler_logprobs may be NULL). */
+/* One completion. ids / logprobs / sampler_logprobs / forced are caller
+ * buffers of at least max_new_tokens entries (sampler_logprobs and forced may
+ * be NULL). Tokens injected by budget forcing are not samples of the policy:
+ * forced[t] = 1 marks them (so the trainer can leave them out of the loss),
+ * 0 every sampled token, and their logprobs entries are 0. */
 typedef struct rollout_output {
   int32_t *ids;
   float *logprobs;               /* full softmax at the temperature (see sampler.h) */
@@ -76,6 +122,9 @@ typedef struct rollout_output {
   rollout_finish finish;
   int truncated;                 /* ended by a length limit */
   uint32_t prompt_index, sample_index;
+  uint8_t *forced;               /* optional: 1 = injected by budget forcing */
+  int n_continuations;           /* budget forcing: continuations injected */
+  int end_forced;                /* budget forcing: force_end injected at the maximum */
 } rollout_output;
 
 typedef struct rollout_engine_stats {
@@ -93,7 +142,8 @@ int rollout_engine_create(rollout_engine **out, const rollout_policy *policy, gr
 void rollout_engine_free(rollout_engine *e);
 
 /* Generates n_samples completions for each group. outs has sum(n_samples)
- * entries, group by group, sample by sample. */
+ * entries, group by group, sample by sample. Budget forcing (opt->budget)
+ * applies here. */
 int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt,
                             const rollout_group *groups, int n_groups, rollout_output *outs,
                             rollout_engine_stats *stats, grpo_error *err);
@@ -108,7 +158,7 @@ int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt
  * trajectories do not depend on the batch layout either. trajs has
  * sum(n_samples) entries, initialised here; free each with rollout_tw_free.
  * opt's stop strings are not used (the state machine sets them); its stop
- * ids end a segment as EOS. */
+ * ids end a segment as EOS. Budget forcing is rejected (GRPO_EINVAL). */
 int rollout_engine_generate_parallel(rollout_engine *e, const rollout_engine_options *opt,
                                      const rollout_tw_options *tw_opt, const rollout_group *groups,
                                      int n_groups, rollout_tw *trajs, rollout_engine_stats *stats,

@@ -20,12 +20,26 @@ static int mp_copy(void *ctx, int src, const int *dst, int n_dst, int n_tokens, 
                                     err);
 }
 
+/* The decode path writes each new token at row len[slot] and attends to rows
+ * [0, len), so shortening len is the whole rollback. */
+static int mp_truncate(void *ctx, int slot, int n_tokens, grpo_error *err) {
+  model_kv_cache *c = &((rollout_model_policy *)ctx)->cache;
+  if (slot < 0 || slot >= c->n_slots)
+    return GRPO_FAIL(err, GRPO_EINVAL, "kv cache: slot %d out of range [0, %d)", slot, c->n_slots);
+  if (n_tokens < 0 || n_tokens > c->len[slot])
+    return GRPO_FAIL(err, GRPO_EINVAL, "kv cache: cannot truncate slot %d holding %d tokens to %d",
+                     slot, c->len[slot], n_tokens);
+  c->len[slot] = n_tokens;
+  return GRPO_OK;
+}
+
 int rollout_model_policy_init(rollout_model_policy *mp, rollout_policy *pol, model_transformer *m,
                               const model_config *cfg, int n_slots, int max_len, grpo_error *err) {
   mp->model = m;
   int rc = model_kv_cache_init(&mp->cache, cfg, n_slots, max_len, err);
   if (rc) return rc;
-  *pol = (rollout_policy){mp, cfg->vocab, n_slots, max_len, mp_reset, mp_append, mp_step, mp_copy};
+  *pol = (rollout_policy){mp, cfg->vocab, n_slots, max_len, mp_reset, mp_append, mp_step, mp_copy,
+                         mp_truncate};
   return GRPO_OK;
 }
 

@@ -15,7 +15,7 @@ typedef struct scripted {
   int vocab, n_slots, max_len;
   int32_t *toks;  /* [n_slots, max_len] */
   int *len;
-  long appended, stepped;
+  long appended, stepped, truncated; /* truncated: tokens dropped by truncate */
   /* position -> forced token (-1 none) */
   int32_t force[512];
   /* optional: the forced next token as a function of the whole sequence (-1 none) */
@@ -78,6 +78,14 @@ static int sp_copy(void *ctx, int src, const int *dst, int n_dst, int n_tokens, 
   return GRPO_OK;
 }
 
+static int sp_truncate(void *ctx, int slot, int n_tokens, grpo_error *err) {
+  scripted *sp = ctx;
+  if (n_tokens < 0 || n_tokens > sp->len[slot]) return GRPO_FAIL(err, GRPO_EINVAL, "scripted: bad truncate");
+  sp->truncated += sp->len[slot] - n_tokens;
+  sp->len[slot] = n_tokens;
+  return GRPO_OK;
+}
+
 static void scripted_init(scripted *sp, rollout_policy *pol, int vocab, int n_slots, int max_len) {
   memset(sp, 0, sizeof *sp);
   sp->vocab = vocab;
@@ -86,7 +94,7 @@ static void scripted_init(scripted *sp, rollout_policy *pol, int vocab, int n_sl
   sp->toks = calloc((size_t)n_slots * max_len, sizeof(int32_t));
   sp->len = calloc((size_t)n_slots, sizeof(int));
   for (int i = 0; i < 512; i++) sp->force[i] = -1;
-  *pol = (rollout_policy){sp, vocab, n_slots, max_len, sp_reset, sp_append, sp_step, sp_copy};
+  *pol = (rollout_policy){sp, vocab, n_slots, max_len, sp_reset, sp_append, sp_step, sp_copy, sp_truncate};
 }
 
 static void scripted_free(scripted *sp) {
