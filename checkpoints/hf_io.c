@@ -129,6 +129,54 @@ done:
   return rc;
 }
 
+int ckpt_hf_load_prm(const char *dir, model_params *backbone, model_prm_head *head,
+                     grpo_error *err) {
+  memset(backbone, 0, sizeof *backbone);
+  memset(head, 0, sizeof *head);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  model_config cfg;
+  int rc = model_config_load(&cfg, path, err);
+  if (rc) return rc;
+  ckpt_st_model m;
+  if ((rc = ckpt_st_open(&m, dir, err))) return rc;
+  /* A PRM reads no logits: tying makes the table ask for no lm_head. */
+  int has_lm_head = ckpt_st_find(&m, "lm_head.weight") != NULL;
+  cfg.tie_embeddings = 1;
+  const ckpt_st_tensor *w2 = ckpt_st_find(&m, MODEL_PRM_HEAD_NAMES[2]);
+  if (!w2 || w2->ndim != 2) {
+    rc = GRPO_FAIL(err, GRPO_ENOTFOUND,
+                   "%s: no 2-D tensor \"%s\": not a process reward model (%s)", dir,
+                   MODEL_PRM_HEAD_NAMES[2], cfg.architecture);
+    goto done;
+  }
+  if ((rc = model_prm_head_alloc(head, cfg.hidden, (int)w2->shape[0], err))) goto done;
+  if ((rc = model_params_init(backbone, &cfg, err))) goto done;
+  for (int i = 0; i < backbone->n; i++) {
+    const model_param_info *e = &backbone->info[i];
+    if ((rc = check_tensor(&m, e, dir, err))) goto done;
+    if ((rc = ckpt_st_read_f32(&m, e->name, backbone->data + e->offset, e->numel, err))) goto done;
+  }
+  for (int i = 0; i < MODEL_PRM_N_HEAD; i++) {
+    model_param_info e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.name, sizeof e.name, "%s", MODEL_PRM_HEAD_NAMES[i]);
+    float *dst = model_prm_head_tensor(head, i, &e.ndim, e.shape);
+    e.numel = (size_t)e.shape[0] * (size_t)(e.ndim == 2 ? e.shape[1] : 1);
+    if ((rc = check_tensor(&m, &e, dir, err))) goto done;
+    if ((rc = ckpt_st_read_f32(&m, e.name, dst, e.numel, err))) goto done;
+  }
+  int extra = m.n - backbone->n - MODEL_PRM_N_HEAD - has_lm_head;
+  if (extra > 0) GRPO_WARN("%s: %d tensor(s) not used by the PRM were ignored", dir, extra);
+done:
+  ckpt_st_close(&m);
+  if (rc) {
+    model_params_free(backbone);
+    model_prm_head_free(head);
+  }
+  return rc;
+}
+
 /* Tensors of p in table order, in dtype; *bf16 holds the narrowed copy. */
 static int params_as_tensors(const model_params *p, ckpt_st_dtype dtype, ckpt_st_write_tensor **out,
                              uint16_t **narrow, grpo_error *err) {

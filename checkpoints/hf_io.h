@@ -26,6 +26,7 @@
 #include "checkpoints/safetensors.h"
 #include "core/error.h"
 #include "model/params.h"
+#include "model/prm.h"
 
 #define CKPT_HF_SHARD_BYTES 5000000000ull /* transformers' default max_shard_size "5GB" */
 
@@ -37,6 +38,14 @@ extern const char *const CKPT_HF_FILES[];
  * when lm_head.weight is absent the embeddings are tied (as HF does); extra
  * tensors are ignored with a warning. Errors name the file and tensor. */
 int ckpt_hf_load(const char *dir, model_params *p, grpo_error *err);
+
+/* Loads a process reward model directory (Qwen2ForProcessRewardModel layout,
+ * model/prm.h): the backbone tensors into backbone (lm_head never needed: the
+ * table is built tied) and score.0 / score.2 into head (n_labels from
+ * score.2.weight). Hand both to model_prm_create. Errors name the file and
+ * tensor; a directory without score.2.weight is "not a process reward model". */
+int ckpt_hf_load_prm(const char *dir, model_params *backbone, model_prm_head *head,
+                     grpo_error *err);
 
 /* Writes p as a HF model directory (created if missing): config.json with
  * torch_dtype set from dtype, safetensors in dtype (CKPT_ST_F32 or

@@ -445,7 +445,7 @@ int rollout_engine_generate(rollout_engine *e, const rollout_engine_options *opt
       o->n_continuations = 0;
       o->end_forced = 0;
       o->prompt_index = groups[g].prompt_index;
-      o->sample_index = (uint32_t)j;
+      o->sample_index = groups[g].first_sample + (uint32_t)j;
     }
     total += groups[g].n_samples;
   }
@@ -579,7 +579,7 @@ int rollout_engine_generate_parallel(rollout_engine *e, const rollout_engine_opt
     for (int j = 0; j < groups[g].n_samples; j++, t++) {
       ts[t].main_slot = -1;
       traj_group[t] = g;
-      traj_sample[t] = j;
+      traj_sample[t] = (int)groups[g].first_sample + j;
       if ((rc = rollout_tw_init(&trajs[t], &two, groups[g].prompt, groups[g].n_prompt, err))) {
         for (int u = 0; u < t; u++) rollout_tw_free(&trajs[u]);
         free(ts);

@@ -107,6 +107,9 @@ typedef struct rollout_group {
   int n_prompt;
   int n_samples;
   uint32_t prompt_index;         /* global index: part of the RNG key */
+  uint32_t first_sample;         /* sample indices (RNG key) start here: more
+                                    samples of a prompt drawn later continue
+                                    the same sequence */
 } rollout_group;
 
 /* One completion. ids / logprobs / sampler_logprobs / forced are caller

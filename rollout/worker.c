@@ -309,7 +309,7 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
       break;
     }
     memcpy(prompts[i], prompt, sizeof(int32_t) * (size_t)hdr[3]);
-    groups[i] = (rollout_group){prompts[i], hdr[3], hdr[2], (uint32_t)hdr[1]};
+    groups[i] = (rollout_group){prompts[i], hdr[3], hdr[2], (uint32_t)hdr[1], 0};
     memcpy(golds[i], gold, (size_t)hdr[4]);
     golds[i][hdr[4]] = 0;
     total += hdr[2];

@@ -351,7 +351,7 @@ done:
 /* One solve-review-revise round: each kept response is shown back to the
  * model with opt->revise_prompt as a second user turn; a new final answer
  * replaces the old one, no answer keeps it. Sample j of problem p draws with
- * the key (seed, round, p * n + j, 0). */
+ * the key (seed, round, p, j). */
 static int revise_round(trainer_session *s, const trainer_eval_set *set, const trainer_eval_options *opt,
                         const rollout_engine_options *eo0, int round, kept_response *kept, size_t n_kept,
                         int n, eval_buffers *b, grpo_error *err) {
@@ -389,7 +389,7 @@ static int revise_round(trainer_session *s, const trainer_eval_set *set, const t
       pids[i].n = 0;
       rc = trainer_session_conversation(s, turns, 3, &pids[i], err);
       if (rc || (int)pids[i].n + 1 >= s->max_len) continue; /* too long to review: the answer stands */
-      groups[used] = (rollout_group){pids[i].ids, (int)pids[i].n, 1, it->index * (uint32_t)n + (uint32_t)((q % (size_t)n))};
+      groups[used] = (rollout_group){pids[i].ids, (int)pids[i].n, 1, it->index, (uint32_t)(q % (size_t)n)};
       slot[i] = used++;
     }
     if (!rc && used) rc = rollout_engine_generate(s->engine, &eo, groups, used, outs, NULL, err);
@@ -491,7 +491,7 @@ int trainer_eval_run(trainer_session *s, MPI_Comm comm, const trainer_eval_set *
           first_long = (long)it->index;
         continue;
       }
-      groups[used] = (rollout_group){pids[used].ids, (int)pids[used].n, n, it->index};
+      groups[used] = (rollout_group){pids[used].ids, (int)pids[used].n, n, it->index, 0};
       gprob[used++] = p;
     }
     if (rc || !used) continue;

@@ -159,7 +159,7 @@ int trainer_generate_file(trainer_session *s, const char *prompts_path, int n_sa
     int ng = n_rows - first < per ? n_rows - first : per;
     for (int g = 0; g < ng; g++)
       groups[g] = (rollout_group){rows[first + g].ids.ids, (int)rows[first + g].ids.n, n_samples,
-                                  (uint32_t)rows[first + g].index};
+                                  (uint32_t)rows[first + g].index, 0};
     if (!s->cfg->rollout.parallel_threads) {
       rc = rollout_engine_generate(s->engine, &eo, groups, ng, outs, NULL, err);
       for (int k = 0; !rc && k < ng * n_samples; k++)

@@ -122,14 +122,44 @@ static int reject_unimplemented(const grpo_config *c, grpo_error *err) {
   if (c->model.ref_path[0]) key = "model.ref_path (the reference is the initial policy)";
   else if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16) key = "model.dtype: bfloat16 (the CPU path is float32)";
   else if (c->rollout.adaptive_group_size) key = "rollout.adaptive_group_size";
-  else if (c->rollout.min_thinking_tokens > 0 || c->rollout.max_thinking_tokens > 0)
-    key = "rollout.min_thinking_tokens / max_thinking_tokens (budget forcing)";
   else if (c->trainer.top_entropy_quantile < 1.0) key = "trainer.top_entropy_quantile";
   else if (c->distributed.off_policy_steps > 0) key = "distributed.off_policy_steps";
   else if (c->logging.log_completions) key = "logging.log_completions";
   else if (c->logging.num_completions_to_print > 0) key = "logging.num_completions_to_print";
   if (key) return GRPO_FAIL(err, GRPO_EUNSUPPORTED, "%s is not implemented yet; leave it at its default", key);
   return GRPO_OK;
+}
+
+/* Tokenizes a budget-forcing text into ids[64]; key names it in errors. */
+static int bf_tokens(trainer_session *s, const char *text, const char *key, int32_t *ids, int *n,
+                     grpo_error *err) {
+  *n = 0;
+  if (!text || !*text) return GRPO_OK;
+  int got = trainer_encode_text(s->tok, text, ids, 64);
+  if (got <= 0) return GRPO_FAIL(err, GRPO_EINVAL, "%s: \"%s\" does not tokenize into 1..64 tokens", key, text);
+  *n = got;
+  return GRPO_OK;
+}
+
+static int budget_forcing_ids(trainer_session *s, grpo_error *err) {
+  const grpo_config *c = s->cfg;
+  if (c->rollout.min_thinking_tokens == 0 && c->rollout.max_thinking_tokens == 0) return GRPO_OK;
+  if (c->rollout.parallel_threads)
+    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
+                     "rollout.min_thinking_tokens / max_thinking_tokens (budget forcing) do not combine with "
+                     "rollout.parallel_threads");
+  if (c->rollout.max_thinking_tokens > 0 && c->rollout.min_thinking_tokens > c->rollout.max_thinking_tokens)
+    return GRPO_FAIL(err, GRPO_EINVAL, "rollout.min_thinking_tokens (%ld) is above rollout.max_thinking_tokens (%ld)",
+                     (long)c->rollout.min_thinking_tokens, (long)c->rollout.max_thinking_tokens);
+  int rc = bf_tokens(s, c->rollout.end_think, "rollout.end_think", s->bf_end, &s->n_bf_end, err);
+  if (!rc && s->n_bf_end == 0) rc = GRPO_FAIL(err, GRPO_EINVAL, "rollout.end_think is empty but budget forcing is on");
+  if (!rc && c->rollout.min_thinking_tokens > 0) {
+    rc = bf_tokens(s, c->rollout.budget_continuation, "rollout.budget_continuation", s->bf_cont, &s->n_bf_cont, err);
+    if (!rc && s->n_bf_cont == 0)
+      rc = GRPO_FAIL(err, GRPO_EINVAL, "rollout.budget_continuation is empty but rollout.min_thinking_tokens is set");
+  }
+  if (!rc) rc = bf_tokens(s, c->rollout.budget_force_end, "rollout.budget_force_end", s->bf_force, &s->n_bf_force, err);
+  return rc;
 }
 
 int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_tokens,
@@ -183,6 +213,11 @@ int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_t
     if (!dup) s->stop_ids[s->n_stop_ids++] = cand[i];
   }
   if (cfg->rollout.ignore_eos) s->n_stop_ids = 0;
+  rc = budget_forcing_ids(s, err);
+  if (rc) {
+    trainer_session_close(s);
+    return rc;
+  }
   GRPO_INFO("model: %s, %d layers, hidden %d, vocab %d, %zu parameters; tokenizer: %s",
             s->params.cfg.model_type, s->params.cfg.n_layers, s->params.cfg.hidden,
             s->params.cfg.vocab, s->params.total, s->tokenizer_dir[0] ? s->tokenizer_dir : "byte-level");
@@ -304,6 +339,17 @@ void trainer_session_engine_options(const trainer_session *s, uint64_t seed, uin
   o->piece = trainer_token_piece;
   o->piece_ctx = s->tok;
   o->vocab_limit = model_tokenizer_n_ids(s->tok);
+  if (s->n_bf_end) {
+    o->budget.end_think = s->bf_end;
+    o->budget.n_end_think = s->n_bf_end;
+    o->budget.continuation = s->n_bf_cont ? s->bf_cont : NULL;
+    o->budget.n_continuation = s->n_bf_cont;
+    o->budget.force_end = s->n_bf_force ? s->bf_force : NULL;
+    o->budget.n_force_end = s->n_bf_force;
+    o->budget.min_think_tokens = (int)c->rollout.min_thinking_tokens;
+    o->budget.max_think_tokens = (int)c->rollout.max_thinking_tokens;
+    o->budget.max_continuations = (int)c->rollout.budget_max_continuations;
+  }
 }
 
 int trainer_encode_text(void *ctx, const char *text, int32_t *out, int cap) {

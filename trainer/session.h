@@ -32,6 +32,10 @@ typedef struct trainer_session {
   rollout_engine *engine;
   int32_t stop_ids[MODEL_MAX_EOS + 4];
   int n_stop_ids;
+  /* budget forcing: the rollout.end_think / budget_continuation /
+   * budget_force_end texts as tokens (n = 0 when unused) */
+  int32_t bf_end[64], bf_cont[64], bf_force[64];
+  int n_bf_end, n_bf_cont, n_bf_force;
 } trainer_session;
 
 /* Opens a session. train_tokens: the largest packed training micro-batch

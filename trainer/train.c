@@ -468,10 +468,18 @@ typedef struct seq_ref {
   const int32_t *completion;
   int n_completion;
   const float *sampler_lp;   /* per completion token, or NULL */
+  const uint8_t *forced;     /* per completion token: 1 = injected by budget forcing (not trained), or NULL */
   float advantage;
   int trained;               /* 0: masked out (e.g. truncated with mask_truncated_completions) */
   const rollout_tw *traj;    /* P-GRPO: a whole ThreadWeaver trajectory instead of prompt+completion */
 } seq_ref;
+
+/* Completion tokens the loss sees: the budget-forcing injections are not policy samples. */
+static int sampled_tokens(const uint8_t *forced, int n) {
+  int k = n;
+  for (int t = 0; forced && t < n; t++) k -= forced[t] != 0;
+  return k;
+}
 
 typedef struct train_accum {
   trainer_loss_stats ls;
@@ -547,7 +555,7 @@ static int train_micro_batch(run *r, const seq_ref *seqs, const trainer_loss_nor
       t = 0;
     }
     const seq_ref *sq = &seqs[id];
-    mask[k] = sq->trained ? 1.0f : 0.0f;
+    mask[k] = sq->trained && !(sq->forced && t < sq->n_completion && sq->forced[t]) ? 1.0f : 0.0f;
     samp[k] = sq->sampler_lp && t < sq->n_completion ? sq->sampler_lp[t] : r->lp[k];
     t++;
   }
@@ -811,7 +819,7 @@ static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_i
       memmove(pids[i].ids, pids[i].ids + drop, sizeof(int32_t) * (size_t)cfg->data.max_prompt_length);
       pids[i].n = (size_t)cfg->data.max_prompt_length;
     }
-    groups[i] = (rollout_group){pids[i].ids, (int)pids[i].n, G, (uint32_t)items[i].index};
+    groups[i] = (rollout_group){pids[i].ids, (int)pids[i].n, G, (uint32_t)items[i].index, 0};
     golds[i] = items[i].gold;
   }
   if (!rc && r->rank == 0) {
@@ -910,10 +918,12 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   summary->accuracy_first = summary->accuracy_last = -1;
   double t0 = grpo_now_seconds();
   const int disagg = cfg->distributed.mode == GRPO_CFG_MODE_DISAGGREGATED;
-  if (disagg && (cfg->rollout.parallel_threads || cfg->trainer.dynamic_sampling))
+  if (disagg && (cfg->rollout.parallel_threads || cfg->trainer.dynamic_sampling ||
+                 cfg->rollout.min_thinking_tokens || cfg->rollout.max_thinking_tokens))
     return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
-                     "distributed.mode: disaggregated does not combine with rollout.parallel_threads or "
-                     "trainer.dynamic_sampling yet; use colocated for those");
+                     "distributed.mode: disaggregated does not combine with rollout.parallel_threads, "
+                     "trainer.dynamic_sampling or budget forcing (rollout.min/max_thinking_tokens) yet; use "
+                     "colocated for those");
   run r;
   int rc = run_open(&r, cfg, comm, 1, err);
   /* disaggregated: ranks [0, T) train, ranks [T, N) generate and score */
@@ -960,6 +970,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   int32_t *tok = malloc(sizeof(int32_t) * (size_t)SL * G * max_new);
   float *lps = malloc(sizeof(float) * (size_t)SL * G * max_new);
   float *slps = malloc(sizeof(float) * (size_t)SL * G * max_new);
+  uint8_t *forced = calloc((size_t)SL * G * max_new, 1);
   float *rew_local = malloc(sizeof(float) * (size_t)SL * G * F);
   const int parallel = cfg->rollout.parallel_threads;
   rollout_tw *trajs = parallel ? calloc((size_t)SL * G, sizeof *trajs) : NULL;
@@ -974,13 +985,14 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   seq_ref *seqs = calloc((size_t)SL * G, sizeof *seqs);
   int *counts = malloc(sizeof(int) * (size_t)r.world), *displs = malloc(sizeof(int) * (size_t)r.world);
   int *kcounts = malloc(sizeof(int) * (size_t)r.world), *kdispls = malloc(sizeof(int) * (size_t)r.world);
-  if (!rc && (!items || !pids || !groups || !outs || !tok || !lps || !slps || !rew_local || !rew_all ||
+  if (!rc && (!items || !pids || !groups || !outs || !tok || !lps || !slps || !forced || !rew_local || !rew_all ||
               !adv_all || !scratch || !weights || !seqs || !counts || !displs || !kcounts || !kdispls))
     rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory for a batch of %d x %d", B, G);
   for (int i = 0; !rc && i < SL * G; i++) {
     outs[i].ids = tok + (size_t)i * max_new;
     outs[i].logprobs = lps + (size_t)i * max_new;
     outs[i].sampler_logprobs = slps + (size_t)i * max_new;
+    outs[i].forced = forced + (size_t)i * max_new;
   }
   for (int k = 0; !rc && k < F; k++) weights[k] = r.reg ? (float)reward_registry_weight(r.reg, k) : 1.0f;
   for (int w = 0; !rc && w < r.world; w++) {
@@ -1039,7 +1051,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
           memmove(pi->ids, pi->ids + drop, sizeof(int32_t) * (size_t)cfg->data.max_prompt_length);
           pi->n = (size_t)cfg->data.max_prompt_length;
         }
-        groups[kept + used] = (rollout_group){pi->ids, (int)pi->n, G, (uint32_t)items[i].index};
+        groups[kept + used] = (rollout_group){pi->ids, (int)pi->n, G, (uint32_t)items[i].index, 0};
         used++;
       }
       if (rc) break;
@@ -1166,12 +1178,12 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       if (parallel) {
         const rollout_tw *t = &trajs[q];
         trained = !(cfg->trainer.mask_truncated_completions && t->truncated);
-        seqs[q] = (seq_ref){groups[q / G].prompt, groups[q / G].n_prompt, NULL, 0, NULL, my_adv[q], trained, t};
+        seqs[q] = (seq_ref){groups[q / G].prompt, groups[q / G].n_prompt, NULL, 0, NULL, NULL, my_adv[q], trained, t};
         counts_local[1] += trained ? traj_trained_tokens(t) : 0;
       } else {
         seqs[q] = (seq_ref){groups[q / G].prompt, groups[q / G].n_prompt, outs[q].ids, outs[q].n,
-                            outs[q].sampler_logprobs, my_adv[q], trained, NULL};
-        counts_local[1] += trained ? outs[q].n : 0;
+                            outs[q].sampler_logprobs, outs[q].forced, my_adv[q], trained, NULL};
+        counts_local[1] += trained ? sampled_tokens(outs[q].forced, outs[q].n) : 0;
       }
       counts_local[0] += 1;
     }
@@ -1308,6 +1320,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   free(tok);
   free(lps);
   free(slps);
+  free(forced);
   free(rew_local);
   free(rew_all);
   free(adv_all);
@@ -1399,7 +1412,7 @@ int trainer_sft(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary,
         c->ids[c->n++] = eos;
       }
       seqs[n] = (seq_ref){ex[n].prompt.ids, (int)ex[n].prompt.n, ex[n].completion.ids,
-                          (int)ex[n].completion.n, NULL, 0.0f, 1, NULL};
+                          (int)ex[n].completion.n, NULL, NULL, 0.0f, 1, NULL};
       tokens += (double)ex[n].completion.n;
       n++;
     }

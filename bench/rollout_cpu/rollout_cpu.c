@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
   int32_t *prompts = malloc(sizeof(int32_t) * (size_t)P * L);
   for (int i = 0; i < P * L; i++) prompts[i] = (i * 7919) % cfg.vocab;
   rollout_group *groups = calloc((size_t)P, sizeof *groups);
-  for (int g = 0; g < P; g++) groups[g] = (rollout_group){prompts + (size_t)g * L, L, G, (uint32_t)g};
+  for (int g = 0; g < P; g++) groups[g] = (rollout_group){prompts + (size_t)g * L, L, G, (uint32_t)g, 0};
   rollout_output *outs = calloc((size_t)slots, sizeof *outs);
   int32_t *ids = malloc(sizeof(int32_t) * (size_t)slots * N);
   float *lps = malloc(sizeof(float) * (size_t)slots * N);
@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
   rollout_engine_stats st;
   rollout_engine_options o1 = o;
   o1.max_new_tokens = 1;
-  rollout_group one[1] = {{prompts, L, 1, 0}};
+  rollout_group one[1] = {{prompts, L, 1, 0, 0}};
   if (rollout_engine_generate(e, &o1, one, 1, outs, &st, &err)) goto fail;
   double t_prefill = grpo_now_seconds() - t0;
 

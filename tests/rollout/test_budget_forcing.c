@@ -111,7 +111,7 @@ static int generate_one(run *r, const rollout_engine_options *o, scripted *sp, i
   sp->script = script;
   if (!with_truncate) pol.truncate = NULL;
   static const int32_t prompt[3] = {5, 6, OPEN};
-  rollout_group g = {prompt, 3, 1, 0};
+  rollout_group g = {prompt, 3, 1, 0, 0};
   wire(r, 1);
   rollout_engine *e;
   CHECK_EQ_INT(rollout_engine_create(&e, &pol, NULL), GRPO_OK);
@@ -306,7 +306,7 @@ TEST(bad_budgets_are_errors) {
   o.budget = (rollout_budget_forcing){.end_think = END1, .n_end_think = 1, .max_think_tokens = 5};
   o.piece = piece;
   static const int32_t prompt[2] = {5, OPEN};
-  rollout_group g = {prompt, 2, 1, 0};
+  rollout_group g = {prompt, 2, 1, 0, 0};
   rollout_tw_options two;
   memset(&two, 0, sizeof two);
   rollout_tw traj;
@@ -344,7 +344,7 @@ static void generate_many(run *r, int n_slots, const int *order, const rollout_e
   rollout_engine *e;
   CHECK_EQ_INT(rollout_engine_create(&e, &pol, NULL), GRPO_OK);
   rollout_group groups[NP];
-  for (int i = 0; i < NP; i++) groups[i] = (rollout_group){PROMPTS[order[i]], PLEN[order[i]], G, (uint32_t)order[i]};
+  for (int i = 0; i < NP; i++) groups[i] = (rollout_group){PROMPTS[order[i]], PLEN[order[i]], G, (uint32_t)order[i], 0};
   wire(r, with_forced);
   grpo_error err = {0};
   CHECK_EQ_INT(rollout_engine_generate(e, o, groups, NP, r->out, NULL, &err), GRPO_OK);
@@ -523,7 +523,7 @@ static void model_rollback(const char *arch) {
   rollout_sampling_defaults(&o.sampling);
   o.sampling.temperature = 0.0f;
   o.max_new_tokens = NEW;
-  rollout_group g = {prompt, np, 2, 0};
+  rollout_group g = {prompt, np, 2, 0, 0};
   static run r;
   wire(&r, 1);
   CHECK_EQ_INT(rollout_engine_generate(e, &o, &g, 1, r.out, NULL, &err), GRPO_OK);

@@ -36,7 +36,7 @@ static void generate(run *r, int n_slots, const int *order, int G, rollout_engin
   CHECK_EQ_INT(rollout_engine_create(&e, &pol, NULL), GRPO_OK);
   rollout_group groups[4];
   for (int i = 0; i < 4; i++)
-    groups[i] = (rollout_group){PROMPTS[order[i]], PLEN[order[i]], G, (uint32_t)order[i]};
+    groups[i] = (rollout_group){PROMPTS[order[i]], PLEN[order[i]], G, (uint32_t)order[i], 0};
   for (int i = 0; i < 4 * G; i++) {
     r->out[i].ids = r->ids[i];
     r->out[i].logprobs = r->lp[i];
@@ -154,7 +154,7 @@ TEST(stop_strings_and_length_limits) {
   sp.force[5] = 48;
   rollout_engine *e;
   rollout_engine_create(&e, &pol, NULL);
-  rollout_group g = {PROMPTS[2], 1, 2, 0};
+  rollout_group g = {PROMPTS[2], 1, 2, 0, 0};
   for (int i = 0; i < 2; i++) {
     a.out[i].ids = a.ids[i];
     a.out[i].logprobs = a.lp[i];
@@ -176,7 +176,7 @@ TEST(stop_strings_and_length_limits) {
   CHECK_EQ_INT(a.out[0].n, 9);
   /* bad requests are errors */
   grpo_error err = {0};
-  rollout_group big = {PROMPTS[1], 6, 1, 0};
+  rollout_group big = {PROMPTS[1], 6, 1, 0, 0};
   big.n_prompt = 10;
   CHECK_EQ_INT(rollout_engine_generate(e, &o, &big, 1, a.out, NULL, &err), GRPO_EINVAL);
   CHECK(strstr(err.msg, "prompt 0 has 10 tokens") != NULL);
@@ -186,9 +186,43 @@ TEST(stop_strings_and_length_limits) {
   scripted_free(&sp);
 }
 
+/* first_sample continues a prompt's sample sequence: samples 2 and 3 drawn
+ * later equal samples 2 and 3 of one call that drew 0..3. */
+TEST(first_sample_continues_the_sequence) {
+  static run a, b;
+  rollout_engine_options o = base_opts();
+  int order[4] = {0, 1, 2, 3};
+  generate(&a, 8, order, 4, &o, NULL);
+  scripted sp;
+  rollout_policy pol;
+  scripted_init(&sp, &pol, V, 8, 64);
+  rollout_engine *e;
+  CHECK_EQ_INT(rollout_engine_create(&e, &pol, NULL), GRPO_OK);
+  rollout_group g = {PROMPTS[1], PLEN[1], 2, 1, 2};
+  for (int i = 0; i < 2; i++) {
+    b.out[i].ids = b.ids[i];
+    b.out[i].logprobs = b.lp[i];
+    b.out[i].sampler_logprobs = b.slp[i];
+  }
+  grpo_error err = {0};
+  CHECK_EQ_INT(rollout_engine_generate(e, &o, &g, 1, b.out, NULL, &err), GRPO_OK);
+  for (int j = 0; j < 2; j++) {
+    const rollout_output *want = find(&a, 16, 1, (uint32_t)(2 + j));
+    CHECK(want != NULL);
+    CHECK_EQ_INT((int)b.out[j].sample_index, 2 + j);
+    CHECK(want && b.out[j].n == want->n && memcmp(b.out[j].ids, want->ids, sizeof(int32_t) * (size_t)want->n) == 0);
+  }
+  /* and differ from samples 0 and 1 */
+  const rollout_output *s0 = find(&a, 16, 1, 0);
+  CHECK(s0 && !(b.out[0].n == s0->n && memcmp(b.out[0].ids, s0->ids, sizeof(int32_t) * (size_t)s0->n) == 0));
+  rollout_engine_free(e);
+  scripted_free(&sp);
+}
+
 int main(void) {
   RUN(same_completions_whatever_the_layout);
   RUN(each_sample_matches_a_direct_recomputation);
   RUN(stop_strings_and_length_limits);
+  RUN(first_sample_continues_the_sequence);
   return test_summary();
 }

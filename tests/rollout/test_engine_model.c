@@ -46,7 +46,7 @@ static void greedy_parity(const char *arch) {
   rollout_sampling_defaults(&o.sampling);
   o.sampling.temperature = 0.0f;
   o.max_new_tokens = ns;
-  rollout_group g = {prompt, np, 3, 0};
+  rollout_group g = {prompt, np, 3, 0, 0};
   rollout_output outs[3];
   int32_t ids[3][64];
   float lp[3][64];

@@ -73,7 +73,7 @@ static void run(int n_slots, rollout_tw *trajs, rollout_engine_stats *st) {
   rollout_tw_options two = {.max_threads = 8, .max_rounds = 8, .max_len = 512, .join_close = 1,
                             .encode = byte_encode};
   static const int32_t P0[1] = {'Q'}, P1[1] = {'R'};
-  rollout_group groups[2] = {{P0, 1, 3, 0}, {P1, 1, 2, 1}};
+  rollout_group groups[2] = {{P0, 1, 3, 0, 0}, {P1, 1, 2, 1, 0}};
   grpo_error err = {0};
   int rc = rollout_engine_generate_parallel(e, &o, &two, groups, 2, trajs, st, &err);
   CHECK_MSG(rc == GRPO_OK, "%s", err.msg);

@@ -40,7 +40,7 @@ static void setup_groups(void) {
   for (int g = 0; g < NG; g++) {
     int n = 1 + (g * 3) % 7;
     for (int i = 0; i < n; i++) PROMPTS[g][i] = (g * 5 + i) % V;
-    GROUPS[g] = (rollout_group){PROMPTS[g], n, G, (uint32_t)(100 + g)};
+    GROUPS[g] = (rollout_group){PROMPTS[g], n, G, (uint32_t)(100 + g), 0};
   }
 }
 

@@ -188,6 +188,31 @@ TEST(bad_config_is_an_error_not_a_crash) {
   grpo_config_free(&cfg);
 }
 
+/* Budget forcing in GRPO rollouts: tokens injected at max_thinking_tokens
+ * are not policy samples, so the loss normaliser (num_tokens) leaves them
+ * out: 2 per completion that reached 4 tokens. */
+TEST(budget_forcing_tokens_are_not_trained) {
+  char dir[512], od[600];
+  dir_for(dir, sizeof dir, "budget");
+  snprintf(od, sizeof od, "output_dir=%s", dir);
+  const char *extra[] = {od, "trainer.max_steps=1", "rollout.max_thinking_tokens=4", "rollout.budget_force_end=##",
+                         NULL};
+  grpo_config cfg;
+  grpo_error err = {0};
+  CHECK_EQ_INT(train_config(&cfg, extra, &err), GRPO_OK);
+  int rc = trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err);
+  CHECK_MSG(rc == GRPO_OK, "%s", err.msg);
+  grpo_config_free(&cfg);
+  double n = 64, total = last_metric(dir, "completions/mean_length") * n, trained = last_metric(dir, "num_tokens");
+  CHECK_MSG(trained <= total - 2 && trained >= total - 2 * n, "trained %g of %g completion tokens", trained, total);
+  /* not with ThreadWeaver generation */
+  const char *par[] = {od, "rollout.max_thinking_tokens=4", "rollout.parallel_threads=true", NULL};
+  CHECK_EQ_INT(train_config(&cfg, par, &err), GRPO_OK);
+  CHECK(trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err) != GRPO_OK);
+  CHECK(strstr(err.msg, "parallel_threads") != NULL);
+  grpo_config_free(&cfg);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   snprintf(g_tmp, sizeof g_tmp, "/tmp/grpo_train_test_%d", (int)getpid());
@@ -197,6 +222,7 @@ int main(int argc, char **argv) {
   RUN(pgrpo_mode_runs);
   RUN(non_finite_updates_are_skipped_then_stop);
   RUN(bad_config_is_an_error_not_a_crash);
+  RUN(budget_forcing_tokens_are_not_trained);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
   if (system(cmd)) fprintf(stderr, "could not remove %s\n", g_tmp);
