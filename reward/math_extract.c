@@ -8,7 +8,11 @@
 #include "reward/math_internal.h"
 
 static size_t copy_trim(const char *s, size_t n, char *out, size_t cap) {
-  while (n > 0 && isspace((unsigned char)*s)) s++, n--;
+  /* a tab or form feed glued to letters may be a command whose backslash a
+   * JSON writer ate ("\frac" read as "\f" + "rac"): math_verify.c restores it */
+  while (n > 0 && isspace((unsigned char)*s) &&
+         !(strchr("\t\f\r", *s) && n > 1 && isalpha((unsigned char)s[1])))
+    s++, n--;
   while (n > 0 && (isspace((unsigned char)s[n - 1]))) n--;
   if (n >= cap) n = cap - 1;
   memcpy(out, s, n);
@@ -108,6 +112,16 @@ static int math_char(unsigned char ch) {
   return isdigit(ch) || strchr("+-*/^_=()[]{}.,\\%!|<>' ", ch) != NULL;
 }
 
+/* Plain-text function names that the parser reads (math_parse.c PLAIN). */
+static int plain_function(const char *w, size_t len) {
+  static const char *const names[] = {"sqrt",   "exp",    "sin",    "cos", "tan", "ln",
+                                      "log",    "arcsin", "arccos", "arctan", "cot", "sec",
+                                      "csc",    "abs"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strlen(names[i]) == len && memcmp(names[i], w, len) == 0) return 1;
+  return 0;
+}
+
 /* The last (or first) span of math-looking ASCII containing a digit. */
 int mv_math_span(const char *s, size_t n, int want_last, char *out, size_t cap) {
   size_t best_a = 0, best_b = 0;
@@ -147,6 +161,13 @@ int mv_math_span(const char *s, size_t n, int want_last, char *out, size_t cap) 
       size_t x = a, y = j;
       while (x < y && strchr(" ,=:*", s[x])) x++;
       while (y > x && strchr(" ,=:*", s[y - 1])) y--;
+      if (y > x && s[x] == '(' && x > 0 && isalpha((unsigned char)s[x - 1])) {
+        /* "sqrt(2)", "lcm(4, 6)": the span is a function's argument; keep a
+         * known function with it, never the bare argument (2 for sqrt(2)) */
+        size_t w = x;
+        while (w > 0 && isalpha((unsigned char)s[w - 1])) w--;
+        x = plain_function(s + w, x - w) ? w : y;
+      }
       if (y > x) {
         if (!want_last && !found) {
           best_a = x, best_b = y, found = 1;

@@ -301,6 +301,22 @@ static int lex_command(lexer *L, tok *t) {
   if (name_in(nm, len, TEXT_CMDS, COUNT(TEXT_CMDS))) {
     size_t r = q;
     while (r < L->n && L->s[r] == ' ') r++;
+    if (r < L->n && L->s[r] == '{') {
+      /* \operatorname{sin}, \mathrm{ln}: a function, never a dropped unit word */
+      size_t a = r + 1, b, e;
+      while (a < L->n && L->s[a] == ' ') a++;
+      for (b = a; b < L->n && isalpha((unsigned char)L->s[b]);) b++;
+      for (e = b; e < L->n && L->s[e] == ' ';) e++;
+      const cmd_entry *f = b > a && e < L->n && L->s[e] == '}'
+                               ? cmd_find(CMDS, COUNT(CMDS), L->s + a, b - a)
+                               : NULL;
+      if (f && f->t == T_FUNC) {
+        L->pos = e + 1;
+        t->op = f->op;
+        t->plain = 0;
+        return T_FUNC;
+      }
+    }
     if (r < L->n && L->s[r] == '{' && L->ntext < 8) {
       L->pos = r + 1;
       L->brace++;
@@ -1211,6 +1227,11 @@ static int parse_term(lexer *L, int fn_arg) {
                L->c->nodes[a].kind != MV_TEXT) {
       /* "5 apples minus 2 apples": prose, not a product */
       return fail(L, "words between quantities");
+    } else if (starts_atom(t) && L->c->nodes[a].kind == MV_TEXT && t->t == T_LP && t->at > 0 &&
+               (isalpha((unsigned char)L->s[t->at - 1]) || L->s[t->at - 1] == '}')) {
+      /* foo(x+1), \operatorname{lcm}(4, 6): an unknown function applied, not
+       * a leading word to drop (that would make it x+1) */
+      return fail(L, "unknown function");
     } else if (starts_atom(t) && !(fn_arg && t->t == T_FUNC)) {
       int mixed_candidate = first && is_int_literal(L->c, a) &&
                             (t->t == T_FRAC || t->t == T_NUM);

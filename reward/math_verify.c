@@ -63,7 +63,74 @@ static void loose_key(const char *s, char *out, size_t cap) {
   out[k] = '\0';
 }
 
-static int parse_answer(mv_ctx *c, const char *s) { return mv_parse(c, s, strlen(s)); }
+/* LaTeX put in a JSON string without doubling its backslashes reads back with
+ * "\f" (form feed) + "rac" for \frac; likewise \b, \t, \r (backspace, tab,
+ * carriage return). A control byte that completes one of these commands is
+ * that command; other control bytes stay whitespace. */
+static const char *const ESCAPED_CMDS[] = {
+    "frac", "fbox", "beta", "binom", "bar", "boxed", "bigg", "big", "times", "text",
+    "textbf", "textrm", "theta", "tan", "tau", "tfrac", "tilde", "right", "rho", "rfloor",
+    "rceil", "rangle",
+};
+
+static size_t escaped_cmd(const char *s, char *letter) {
+  static const char esc[][2] = {{'\b', 'b'}, {'\t', 't'}, {'\f', 'f'}, {'\r', 'r'}};
+  for (size_t e = 0; e < sizeof esc / sizeof esc[0]; e++) {
+    if (s[0] != esc[e][0]) continue;
+    size_t len = 1;
+    while (isalpha((unsigned char)s[len])) len++;
+    for (size_t i = 0; i < sizeof ESCAPED_CMDS / sizeof ESCAPED_CMDS[0]; i++)
+      if (ESCAPED_CMDS[i][0] == esc[e][1] && strlen(ESCAPED_CMDS[i]) == len &&
+          memcmp(ESCAPED_CMDS[i] + 1, s + 1, len - 1) == 0) {
+        *letter = esc[e][1];
+        return len;
+      }
+  }
+  return 0;
+}
+
+/* Rewrites an answer before parsing into out: circled numbers
+ * (U+2460..U+2473) name numbered statements in multiple-choice answers, so
+ * "②③" is the list 2, 3; JSON-eaten command backslashes are restored.
+ * Returns 0 (out unused) when there is nothing to rewrite or it does not fit. */
+static int normalise_answer(const char *s, char *out, size_t cap) {
+  if (!strstr(s, "\xe2\x91") && !strpbrk(s, "\b\t\f\r")) return 0;
+  size_t k = 0;
+  int found = 0, prev = 0;
+  for (size_t i = 0; s[i];) {
+    const unsigned char *u = (const unsigned char *)s + i;
+    if (u[0] == 0xe2 && u[1] == 0x91 && u[2] >= 0xa0 && u[2] <= 0xb3) {
+      if (k + 8 >= cap) return 0;
+      k += (size_t)snprintf(out + k, cap - k, "%s%d", prev ? ", " : "", u[2] - 0xa0 + 1);
+      i += 3;
+      found = prev = 1;
+      continue;
+    }
+    prev = 0;
+    char letter;
+    size_t len = escaped_cmd(s + i, &letter);
+    if (len) {
+      if (k + len + 2 >= cap) return 0;
+      out[k++] = '\\';
+      out[k++] = letter;
+      memcpy(out + k, s + i + 1, len - 1);
+      k += len - 1;
+      i += len;
+      found = 1;
+      continue;
+    }
+    if (k + 1 >= cap) return 0;
+    out[k++] = s[i++];
+  }
+  out[k] = '\0';
+  return found;
+}
+
+static int parse_answer(mv_ctx *c, const char *s) {
+  char buf[2 * MV_MAX_ANSWER];
+  if (normalise_answer(s, buf, sizeof buf)) return mv_parse(c, buf, strlen(buf));
+  return mv_parse(c, s, strlen(s));
+}
 
 /* Lower-case alphabetic words of s (\text and other commands dropped). */
 static int words_of(const char *s, char w[][24], int cap, int *digits) {
@@ -117,6 +184,41 @@ static int sentence_phrase_match(const char *gold, const char *pred) {
     if (ok) return 1;
   }
   return 0;
+}
+
+/* Multiple-choice letter A-J parsed alone (C, (C), \text{C}), else 0. */
+static char choice_letter(const mv_ctx *c, int id) {
+  if (id < 0) return 0;
+  const mv_node *n = &c->nodes[id];
+  if (n->kind == MV_TUPLE && n->n == 1) n = &c->nodes[n->kid];
+  if (n->kind != MV_VAR || n->name[1] || n->name[0] < 'A' || n->name[0] > 'J') return 0;
+  return n->name[0];
+}
+
+/* A choice label at s: "C. " or "C) " (or "(C) " when paren), A-J. */
+static char label_at(const char *s, int paren) {
+  char l = s[0];
+  if (l < 'A' || l > 'J') return 0;
+  if (!(s[1] == ')' || (!paren && s[1] == '.')) || s[2] != ' ') return 0;
+  return l;
+}
+
+/* The choice an answer opens with, "C. x = 42" or "(C) 42", followed by
+ * more text; 0 when there is none or a second label follows ("A. 1, B. 2"
+ * lists the options instead of choosing one). */
+static char choice_label(const char *s) {
+  while (*s == ' ' || *s == '$') s++;
+  int paren = *s == '(';
+  char l = label_at(s + paren, paren);
+  if (!l) return 0;
+  s += paren + 3;
+  while (*s == ' ') s++;
+  if (!*s) return 0;
+  for (const char *q = s; *q; q++)
+    if ((q[0] == ' ' || q[0] == ',' || q[0] == ';') &&
+        (label_at(q + 1, 0) || (q[1] == '(' && label_at(q + 2, 1))))
+      return 0;
+  return l;
 }
 
 int reward_math_verify(const char *gold, const char *completion, const reward_math_options *opt,
@@ -203,6 +305,14 @@ int reward_math_verify(const char *gold, const char *completion, const reward_ma
     int eq = mv_equivalent(c, g, p, why, sizeof why);
     out->result = eq ? REWARD_MATH_CORRECT : REWARD_MATH_INCORRECT;
     snprintf(out->reason, sizeof out->reason, "%s", why);
+  }
+  if (out->result == REWARD_MATH_INCORRECT && g >= 0) {
+    /* a choice letter against an answer labelled with it ("C" and "C. x = 42") */
+    char gl = choice_letter(c, g), pl = choice_letter(c, p);
+    if ((gl && gl == choice_label(pbuf)) || (pl && pl == choice_label(gbuf))) {
+      out->result = REWARD_MATH_CORRECT;
+      snprintf(out->reason, sizeof out->reason, "same choice letter");
+    }
   }
   if (out->result != REWARD_MATH_CORRECT && have_gold && out->rule != REWARD_MATH_RULE_NONE &&
       opt->sentence_gold_phrase && sentence_phrase_match(gbuf, pbuf)) {

@@ -42,7 +42,9 @@ typedef struct reward_math_options {
   int require_think_close;
   /* Accept a decimal prediction that equals an exact gold rounded or
    * truncated to the digits given (3.3166 for \sqrt{11}), when it has at
-   * least rounded_min_sig significant digits. */
+   * least rounded_min_sig significant digits; and a decimal gold with two or
+   * more decimals as the rounding of a value with no short decimal form
+   * (6.67 for 20/3, not 2.5 for 2.45). */
   int allow_rounded;
   int rounded_min_sig;
   /* Relative tolerance for comparing inexact values (floats, roots, pi). */

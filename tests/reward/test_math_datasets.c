@@ -62,9 +62,11 @@ TEST(other_cases) {
   CHECK(score_set(OTHER, &t) == 0);
   report("other_cases", &t);
   CHECK_EQ_INT(t.n, 158);
-  /* measured 0.962 (152/158); the 3 false positives are documented policy rows */
-  CHECK(t.ok >= 151);
-  CHECK(t.fp <= 3);
+  /* measured 0.994 (157/158), no false positive (target: FP rate <= 2%, i.e.
+   * none of the 35 negatives); the false negative is listed in reward/README.md */
+  CHECK(t.ok >= 156);
+  CHECK(t.fp == 0);
+  CHECK(t.fp * 50 <= t.negatives); /* FP rate <= 2% */
 }
 
 TEST(hardverify) {
@@ -72,8 +74,12 @@ TEST(hardverify) {
   CHECK(score_set(HARD, &t) == 0);
   report("hardverify_math_cases", &t);
   CHECK_EQ_INT(t.n, 500);
-  CHECK(t.ok >= 443); /* measured 0.892 (446/500); target >= 0.85 */
+  /* measured 0.910 (455/500); target >= 0.85. The one false positive (a
+   * reordered set labelled wrong) is listed in reward/README.md; the target
+   * allows 5 (2% of 250 negatives) */
+  CHECK(t.ok >= 453);
   CHECK(t.fp <= 1);
+  CHECK(t.fp * 50 <= t.negatives); /* FP rate <= 2% */
 }
 
 static int verify(const char *gold, const char *pred) {

@@ -96,10 +96,26 @@ TEST(latex_forms) {
       {"\\tan^2(y)+1", "\\sec^2(y)", 1},     {"\\sin^2 x + \\cos^2 x", "1", 1},
       {"\\log_2 8", "3", 1},                 {"\\ln(e^2)", "2", 1},
       {"\\binom{5}{2}", "10", 1},            {"5!", "120", 1},
-      {"(r+5)^2", "(r+5)(r+5)", 1},          {"10\\sqrt{3} + \\sqrt4", "10\\sqrt3 + \\sqrt{4}", 1},
+      {"(r+5)^2", "(r+5)(r+5)", 1},
+      /* factorials and binomials of variables: Gamma continuation at random points */
+      {"\\frac{d!}{2k(d-k)!}", "\\frac{\\binom{d}{k}(k-1)!}{2}", 1},
+      {"\\frac{d!}{2k(d-k)!}", "\\frac{\\binom{d}{k}k!}{2}", 0},
+      {"\\binom{n}{2}", "\\frac{n(n-1)}{2}", 1}, {"\\binom{n}{2}", "\\frac{n(n+1)}{2}", 0},
+      {"n!", "(n+1)!/(n+1)", 1},           {"n!", "(n-1)!", 0},          {"10\\sqrt{3} + \\sqrt4", "10\\sqrt3 + \\sqrt{4}", 1},
       {"4", "4\\sqrt(2)", 0},                /* malformed LaTeX is rejected */
       {"\\sqrt{2}", "sqrt(2)", 1},           /* plain-text function call is fine */
       {"10 - 2\\sqrt{5}", "10 - 2\xe2\x88\x9a" "5", 1}, /* unicode root */
+      /* a function name in \\operatorname / \\mathrm / \\text is the function */
+      {"\\sin(x+1)", "\\operatorname{sin}(x+1)", 1}, {"x+1", "\\operatorname{sin}(x+1)", 0},
+      {"\\ln 2", "\\mathrm{ln}\\, 2", 1},       {"\\sin^2 x", "\\text{ sin }^2 x", 1},
+      /* an unknown function applied is not its argument */
+      {"x+1", "\\operatorname{foo}(x+1)", 0},   {"12", "\\text{lcm}(4, 6)", 0},
+      {"2", "so it equals sqrt(2)", 0},         {"\\sqrt{2}", "so it equals sqrt(2)", 1},
+      {"6", "so the answer is gcd(12, 18)", 0}, {"5", "Answer (5)", 1},
+      /* JSON-eaten backslashes: form feed + "rac" is \\frac, tab + "imes" \\times */
+      {"\f" "rac{1}{2}", "0.5", 1},             {"3\times 4", "12", 1},
+      {"[\f" "rac{1}{6}, 1)", "[1/6, 1)", 1},   {"\f" "rac{1}{2}", "0.4", 0},
+      {"3\t4", "12", 0},                       /* a plain tab stays whitespace */
       {"x_1 + x_2", "x_{2} + x_1", 1},       {"x_1", "x_2", 0},
       {"(a+5)(b+2)", "(+5)(b+2)", 0},        /* never strip single letters */
       {"30", "30^\\circ", 1},                {"30", "30^{\\circ}", 1},
@@ -115,6 +131,10 @@ TEST(text_and_choices) {
       {"B", "(B)", 1},                   {"B", "\\text{(B)}", 1}, {"E", "\\mathrm{E}", 1},
       {"A", "\\textbf{A}", 1},           {"A", "B", 0},           {"E", "\\mathrm{E}*2", 0},
       {"f'", "f'", 1},                   {"E", "E'", 0},
+      /* a choice letter against an answer labelled with it */
+      {"C", "C. x = 42", 1},             {"C. x = 42", "C", 1},  {"C", "(C) 42", 1},
+      {"C", "B. x = 42", 0},             {"C. x = 42", "D", 0},  {"C", "C.x = 42", 0},
+      {"A", "A. x = 1, B. x = 2", 0},    {"A", "(A) 1 (B) 2", 0},   /* options listed */
       /* sentence golds: a short text answer that is a phrase of the sentence */
       {"Petya will receive the last token.", "Petya", 1},
       {"Petya will receive the last token.", "Vasya", 0},
@@ -148,13 +168,21 @@ TEST(rounding_policy) {
       {"0.29", "0.290243531202435", 1}, /* the gold itself is rounded */
       {"30.52", "\\dfrac{1587}{52}", 1}, {"30.53", "\\dfrac{1587}{52}", 0},
       {"5.001", "5", 0},
+      /* a rounded gold needs two decimals (in the value; % adds two) ... */
+      {"6.67", "\\frac{20}{3}", 1},    {"33.3", "\\frac{100}{3}", 0},
+      {"41.4\\%", "\\sqrt{2}-1", 1},   {"33.3\\%", "\\frac13", 1},
+      /* ... and a prediction with no short decimal form: 2.45 would be written */
+      {"2.5", "2.45", 0},               {"2.5", "\\frac{49}{20}", 0}, {"12.5", "12.45", 0},
+      {"12.75", "12.748", 0},           {"12.75", "12.7483", 1},     /* two more digits */
+      {"6.02", "6\\frac{1}{64}", 1},    {"6.01", "6\\frac{1}{64}", 0},
+      {"0.46", "\\frac{6}{13}", 1},     {"0.46", "\\frac{23}{50}", 1}, /* exact: equal */
   };
   RUN_CASES(c, NULL);
   reward_math_options o;
   reward_math_options_default(&o);
   o.allow_rounded = 0;
   static const vcase off[] = {{"\\sqrt{11}", "3.3166", 0}, {"30.52", "\\dfrac{1587}{52}", 0},
-                              {"\\frac{1}{2}", "0.5", 1}};
+                              {"\\frac{1}{2}", "0.5", 1}, {"6.67", "\\frac{20}{3}", 0}};
   RUN_CASES(off, &o);
 }
 
@@ -177,6 +205,26 @@ TEST(sets_tuples_intervals) {
       {"\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{bmatrix} 1 & 2 \\\\ 4 & 3 \\end{bmatrix}", 0},
       {"\\begin{pmatrix} -7 \\\\ 16 \\end{pmatrix}", "(-7,16)", 1},
       {"\\{x | -1 < x < 1\\}", "(-1, 1)", 1},
+      /* bare lists: sorted predictions are sets, unsorted ones positional */
+      {"10, 4, -2", "4, 10, -2", 0},          {"10, 4, -2", "10, 4, -2", 1},
+      {"10, 4, -2", "-2, 4, 10", 1},          {"10, 4, -2", "10, 4, -2.0", 1},
+      {"0.1, 4, 2", "4, .1, 2", 0},           {"0.1, 4, 2", "4, 2, .1", 1}, /* descending */
+      {"1,-1,7,-7", "-7, -1, 1, 7", 1},       {"5,1", "1, 5", 1}, /* two: always sorted */
+      {"10, 4, -2", "(4, 10, -2)", 0},        {"10, 4, -2", "\\{4, 10, -2\\}", 1},
+      {"1, 2, 2", "2, 1, 2", 0},              {"1, 2, 2", "2, 2, 1", 1},
+      {"x, 2x, 1", "1, x, 2x", 1},            /* variables: order-free */
+      {"a = 1, b = 3, c = 2", "c = 2, a = 1, b = 3", 1},
+      /* \pm inside a tuple: one tuple per sign choice, signs independent */
+      {"(\\sqrt{2}, 0, \\sqrt{2}), (\\sqrt{2}, 0, -\\sqrt{2}), (-\\sqrt{2}, 0, \\sqrt{2}), (-\\sqrt{2}, 0, -\\sqrt{2})",
+       "(\\pm \\sqrt{2}, 0, \\pm \\sqrt{2})", 1},
+      {"(\\sqrt{2}, 0, \\sqrt{2}), (\\sqrt{2}, 0, -\\sqrt{2}), (-\\sqrt{2}, 0, \\sqrt{2}), (-\\sqrt{2}, 0, -\\sqrt{2})",
+       "(\\pm \\sqrt{2}, 1, \\pm \\sqrt{3})", 0},
+      {"(1, \\pm 2)", "(1, 2), (1, -2)", 1}, {"(1, \\pm 2)", "(1, 2)", 0},
+      {"(1, 2)", "(1, \\pm 2)", 0},          {"(\\pm 1, \\pm 1)", "(1, 1), (-1, -1)", 0},
+      {"(1, \\pm 2), (3, 4)", "(3, 4), (1, -2), (1, 2)", 1},
+      /* circled numbers are numbered statements: "②③" is the list 2, 3 */
+      {"\xe2\x91\xa1\xe2\x91\xa2", "2, 3", 1}, {"\xe2\x91\xa1\xe2\x91\xa2", "1, 2", 0},
+      {"\xe2\x91\xa1\xe2\x91\xa2", "23", 0},   {"\xe2\x91\xb3", "20", 1},
   };
   RUN_CASES(c, NULL);
 }
@@ -195,6 +243,8 @@ TEST(relations_policy) {
       {"x = y = z = \\frac{\\sqrt{2}}{2}", "\\dfrac{\\sqrt{2}}{2}", 1},
       {"(2, \\infty)", "x > 2", 0},           /* predicted relation, gold interval: rejected */
       {"x = k\\pi", "n\\pi", 1},              /* integer parameters are dummies */
+      {"x = \\frac{\\pi}{6} + k\\pi, \\frac{\\pi}{3} + k\\pi", "\\frac{\\pi}{6} + n\\pi, \\frac{\\pi}{3} + n\\pi", 1},
+      {"x = \\frac{\\pi}{6} + k\\pi, \\frac{\\pi}{3} + k\\pi", "\\frac{\\pi}{6}, \\frac{\\pi}{3}", 0},
       {"2x", "2y", 0},                        /* other variables are not */
       {"(a, b) = (3n, 5n)", "(3t, 5t) \\text{ for some integer } t", 1},
       {"f(x) = 1", "f(x) = 1 \\text{ for all } x \\in \\mathbb{Q}", 1},
@@ -205,6 +255,16 @@ TEST(relations_policy) {
       {"\\lfloor 7/2 \\rfloor", "3", 1},
       {"2:1", "2", 1},                        {"1 : (4/3)", "\\frac{3}{4}", 1},
       {"7,14,18", "Paolo: 18, Qing: 14, Rayna: 7", 1},
+      /* implicit functions: y := pred satisfies a gold affine in y */
+      {"xy = 6", "\\dfrac{6}{x}", 1},        {"xy = 6", "\\dfrac{6}{x + 1}", 0},
+      {"xy = 6", "y = 6/x", 1},               {"xy = 6", "x = \\frac{6}{y}", 1},
+      {"\\rho\\sin\\theta = \\sqrt{3}", "\\sqrt{3} \\csc \\theta", 1},
+      {"\\rho\\sin\\theta = \\sqrt{3}", "\\sqrt{3} \\sin \\theta", 0},
+      {"y + 1 = -(2x - 1)^2", "-4x^2 + 4x - 2", 1}, {"y + 1 = -(2x - 1)^2", "-4x^2 + 4x - 1", 0},
+      {"x^2 + y^2 = 1", "\\sqrt{1 - x^2}", 0}, /* not affine in y: one branch only */
+      {"x + 0y = 5", "5", 0},                 /* y not determined */
+      {"y = 2x", "y/2", 0},                   /* an assignment names its unknown */
+      {"x + y + z = 1", "1 - x - y", 0},      /* three variables */
   };
   RUN_CASES(c, NULL);
   reward_math_options o;
