@@ -1,30 +1,41 @@
-/* The whole GRPO gradient against TRL: TRL's _compute_loss on the tiny Qwen2
- * fixture model, backpropagated to every parameter
- * (tests/fixtures/trl_grad, made by tools/make_trl_grad_fixtures.py), must
- * equal grpo's packed forward + trainer_grpo_loss + model backward. */
+/* The whole GRPO gradient against TRL: from fixed rewards, TRL's
+ * _generate_and_score_completions (advantages, truncation mask) and
+ * _compute_loss on the tiny Qwen2 fixture model, backpropagated to every
+ * parameter (tests/fixtures/trl_grad, made by tools/make_trl_grad_fixtures.py),
+ * must equal grpo's trainer_advantages + packed forward + trainer_grpo_loss +
+ * model backward, for every loss_type, scale_rewards mode and
+ * mask_truncated_completions. */
 #include <math.h>
 
 #include "checkpoints/hf_io.h"
 #include "checkpoints/safetensors.h"
 #include "model/transformer.h"
 #include "test.h"
+#include "trainer/advantage.h"
 #include "trainer/loss.h"
 #include "trainer/pack.h"
 
 #define B 4
 #define P 4
 #define T 6
+#define G 2
 
 typedef struct trl_case {
   const char *file;
   trainer_loss_type type;
   float beta, eps_low, eps_high, temperature;
   int off_policy, max_len;
+  trainer_scale scale;
+  int mask_truncated;
 } trl_case;
 
+/* As CASES in tools/make_trl_grad_fixtures.py. */
 static const trl_case CASES[] = {
-    {"dapo_offpolicy_kl", TRAINER_LOSS_DAPO, 0.04f, 0.2f, 0.28f, 0.8f, 1, T},
-    {"grpo_onpolicy", TRAINER_LOSS_GRPO, 0.0f, 0.2f, 0.2f, 1.0f, 0, T},
+    {"dapo_offpolicy_kl", TRAINER_LOSS_DAPO, 0.04f, 0.2f, 0.28f, 0.8f, 1, T, TRAINER_SCALE_GROUP, 0},
+    {"grpo_onpolicy", TRAINER_LOSS_GRPO, 0.0f, 0.2f, 0.2f, 1.0f, 0, T, TRAINER_SCALE_GROUP, 0},
+    {"bnpo_batch_masktrunc_kl", TRAINER_LOSS_BNPO, 0.04f, 0.2f, 0.28f, 1.0f, 1, T, TRAINER_SCALE_BATCH, 1},
+    {"dr_grpo_none", TRAINER_LOSS_DR_GRPO, 0.0f, 0.2f, 0.2f, 0.7f, 1, 8, TRAINER_SCALE_NONE, 0},
+    {"grpo_masktrunc", TRAINER_LOSS_GRPO, 0.0f, 0.2f, 0.2f, 1.0f, 1, T, TRAINER_SCALE_GROUP, 1},
 };
 
 static void run_case(const trl_case *c, model_params *p, model_transformer *m) {
@@ -36,21 +47,42 @@ static void run_case(const trl_case *c, model_params *p, model_transformer *m) {
     CHECK_MSG(0, "%s", err.msg);
     return;
   }
-  int32_t prompt[B * P], comp[B * T], lens[B];
-  float adv[B], old[B * T], ref[B * T], want_loss;
-  ckpt_st_read_i32(&f, "prompt_ids", prompt, B * P, &err);
-  ckpt_st_read_i32(&f, "completion_ids", comp, B * T, &err);
-  ckpt_st_read_i32(&f, "lengths", lens, B, &err);
-  ckpt_st_read_f32(&f, "advantages", adv, B, &err);
-  ckpt_st_read_f32(&f, "old_logp", old, B * T, &err);
-  ckpt_st_read_f32(&f, "ref_logp", ref, B * T, &err);
-  ckpt_st_read_f32(&f, "loss", &want_loss, 1, &err);
+  int32_t prompt[B * P], comp[B * T], lens[B], truncated[B];
+  float rewards[B], want_adv[B], want_mask[B * T], old[B * T], ref[B * T], want_loss;
+  int rc = 0;
+  rc |= ckpt_st_read_i32(&f, "prompt_ids", prompt, B * P, &err);
+  rc |= ckpt_st_read_i32(&f, "completion_ids", comp, B * T, &err);
+  rc |= ckpt_st_read_i32(&f, "lengths", lens, B, &err);
+  rc |= ckpt_st_read_i32(&f, "truncated", truncated, B, &err);
+  rc |= ckpt_st_read_f32(&f, "rewards", rewards, B, &err);
+  rc |= ckpt_st_read_f32(&f, "advantages", want_adv, B, &err);
+  rc |= ckpt_st_read_f32(&f, "loss_mask", want_mask, B * T, &err);
+  rc |= ckpt_st_read_f32(&f, "old_logp", old, B * T, &err);
+  rc |= ckpt_st_read_f32(&f, "ref_logp", ref, B * T, &err);
+  rc |= ckpt_st_read_f32(&f, "loss", &want_loss, 1, &err);
+  if (rc) {
+    CHECK_MSG(0, "%s: %s", c->file, err.msg);
+    ckpt_st_close(&f);
+    return;
+  }
+
+  /* advantages from the rewards, as the train loop computes them */
+  const float weight = 1.0f;
+  trainer_adv_options ao = {c->scale, TRAINER_STD_UNBIASED, TRAINER_SUM_THEN_NORMALIZE, 1e-4};
+  float adv[B];
+  double scratch[B * 2];
+  trainer_adv_stats ast;
+  trainer_advantages(rewards, B / G, G, 1, &weight, &ao, NULL, adv, scratch, &ast);
+  for (int i = 0; i < B; i++)
+    CHECK_MSG(fabsf(adv[i] - want_adv[i]) <= 1e-5f, "%s: advantage %d %.7g, TRL %.7g", c->file, i, adv[i],
+              want_adv[i]);
 
   /* pack prompt + the valid completion tokens of each sequence */
   trainer_packed pk;
   trainer_packed_init(&pk, 128, 128, TRAINER_LABELS_PARENT, NULL);
   int starts[B + 1], k = 0;
-  float old_flat[B * T], ref_flat[B * T];
+  float old_flat[B * T], ref_flat[B * T], mask_flat[B * T];
+  double active = 0;
   for (int i = 0; i < B; i++) {
     int32_t seq[P + T];
     uint8_t mask[P + T] = {0};
@@ -59,7 +91,13 @@ static void run_case(const trl_case *c, model_params *p, model_transformer *m) {
     memset(mask + P, 1, (size_t)lens[i]);
     CHECK_EQ_INT(trainer_pack_sequence(&pk, seq, P + lens[i], mask, i, NULL), GRPO_OK);
     starts[i] = k;
-    for (int t = 0; t < lens[i]; t++, k++) old_flat[k] = old[i * T + t], ref_flat[k] = ref[i * T + t];
+    /* a masked completion still counts as a sequence (grpo, dr_grpo), not its tokens */
+    const float trained = c->mask_truncated && truncated[i] ? 0.0f : 1.0f;
+    for (int t = 0; t < lens[i]; t++, k++) {
+      old_flat[k] = old[i * T + t], ref_flat[k] = ref[i * T + t], mask_flat[k] = trained;
+      CHECK_MSG(want_mask[i * T + t] == trained, "%s: mask of completion %d differs from TRL's", c->file, i);
+      active += trained;
+    }
   }
   starts[B] = k;
   CHECK_EQ_INT(pk.n_pred, k);
@@ -70,8 +108,8 @@ static void run_case(const trl_case *c, model_params *p, model_transformer *m) {
   CHECK_EQ_INT(model_forward(m, &b, lp, NULL, NULL, &err), GRPO_OK);
   trainer_loss_options o = {.loss_type = c->type, .epsilon_low = c->eps_low, .epsilon_high = c->eps_high,
                             .beta = c->beta, .kl = TRAINER_KL_K3, .max_completion_length = c->max_len};
-  trainer_loss_norm norm = {B, k};
-  trainer_loss_batch lb = {B, starts, adv, lp, c->off_policy ? old_flat : NULL, ref_flat, NULL, NULL, NULL};
+  trainer_loss_norm norm = {B, active};
+  trainer_loss_batch lb = {B, starts, adv, lp, c->off_policy ? old_flat : NULL, ref_flat, NULL, NULL, mask_flat};
   trainer_loss_stats st = {0};
   double loss = trainer_grpo_loss(&o, &norm, &lb, dlp, NULL, &st);
   CHECK_MSG(fabs(loss - want_loss) <= 1e-5 + 1e-4 * fabs(want_loss), "%s: loss %.8g, TRL %.8g", c->file, loss,
