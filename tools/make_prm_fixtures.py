@@ -95,12 +95,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
                                                   "fixtures", "prm"))
+    ap.add_argument("--vocab", type=int, default=VOCAB,
+                    help="vocabulary size (320 covers grpo's byte-level tokenizer: tests/fixtures/prm_byte)")
+    ap.add_argument("--max-positions", type=int, default=128)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     patch_full_precision()
     cfg = Qwen2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, intermediate_size=64, vocab_size=VOCAB,
-                      max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=10000.0,
+                      num_key_value_heads=2, intermediate_size=64, vocab_size=args.vocab,
+                      max_position_embeddings=args.max_positions, rms_norm_eps=1e-6, rope_theta=10000.0,
                       tie_word_embeddings=False, hidden_act="silu", bos_token_id=1,
                       eos_token_id=2, pad_token_id=0)
     m = build(cfg)

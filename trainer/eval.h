@@ -84,15 +84,23 @@ typedef struct trainer_eval_record {
   int32_t cluster;       /* answer class within the problem; -1: no answer */
   int32_t tokens;        /* completion tokens over all threads */
   int32_t critical;      /* tokens on the critical path (= tokens without threads) */
+  uint32_t views;        /* bit v: the record belongs to view v (trainer_eval_view) */
   int8_t correct;        /* verifier against gold */
   int8_t truncated;
-  int8_t round;          /* revise loop: 0 = first answer */
-  int8_t pad_;
+  int8_t pad_[2];
   float mean_logprob;    /* mean sampled-token logprob (self-consistency tie-break) */
   float prm_score;       /* aggregated PRM score; NaN when no PRM */
 } trainer_eval_record;
 
-enum { TRAINER_EVAL_MAX_KS = 16 };
+/* The rows of a set's report; a record can belong to several. */
+enum trainer_eval_view {
+  TRAINER_EVAL_SAMPLES = 0,   /* the first n samples of every problem (uniform) */
+  /* 1 .. TRAINER_EVAL_MAX_REVISE: the answers after revise round r */
+  TRAINER_EVAL_ADAPTIVE = 20, /* the samples the adaptive allocation gave each problem */
+  TRAINER_EVAL_SEARCH = 21,   /* the answer PRM-guided search chose */
+};
+
+enum { TRAINER_EVAL_MAX_KS = 16, TRAINER_EVAL_MAX_REVISE = 16 };
 
 typedef struct trainer_eval_stats {
   int problems;
@@ -104,22 +112,27 @@ typedef struct trainer_eval_stats {
   double pass1;
   double bon_oracle, bon_self_consistency;
   double bon_prm;                 /* -1: no PRM scores */
+  double maj_all;                 /* majority over all of a problem's samples */
   double mean_tokens, mean_critical, speedup;
   double answered, truncated;     /* fractions of samples */
+  long total_samples;
+  double total_tokens;            /* completion tokens over all samples */
 } trainer_eval_stats;
 
-/* Summarises records of n_problems problems (any order; problems numbered
- * 0..n_problems-1; a problem without records counts as wrong). ks: the k
- * values wanted; those above the fewest samples of a problem are dropped.
- * Only records of round `round` are used. */
+/* Summarises the records of one view of n_problems problems (any order;
+ * problems numbered 0..n_problems-1; a problem without records counts as
+ * wrong). ks: the k values wanted; those above the fewest samples of a
+ * problem are dropped. */
 int trainer_eval_summarize(const trainer_eval_record *recs, size_t n_recs, int n_problems,
-                           const int *ks, int n_ks, int round, trainer_eval_stats *out,
+                           const int *ks, int n_ks, int view, trainer_eval_stats *out,
                            grpo_error *err);
 
 /* Parses "1,4,16" into ks (ascending, unique, each >= 1). */
 int trainer_eval_parse_ks(const char *text, int *ks, int cap, int *n, grpo_error *err);
 
 /* ---- running --------------------------------------------------------------------- */
+
+typedef struct trainer_eval_search trainer_eval_search;
 
 typedef struct trainer_eval_options {
   int n_samples;                  /* per problem */
@@ -130,14 +143,36 @@ typedef struct trainer_eval_options {
   float top_p;                    /* <= 0: the rollout's */
   int revise_rounds;              /* solve, review, revise: extra rounds */
   const char *revise_prompt;      /* the review turn */
+  /* difficulty-adaptive sampling: a pilot of adaptive_pilot samples per
+   * problem, then the extra samples (and tokens) uniform n_samples would
+   * spend, shared out by trainer_alloc_eval with this objective
+   * (trainer/allocate.h); reported beside the uniform row */
+  int adaptive;
+  int adaptive_pilot;
+  int adaptive_objective;         /* trainer_alloc_objective */
+  long adaptive_token_budget;     /* 0: the tokens uniform sampling would spend */
+  trainer_eval_search *search;    /* PRM-guided search, or NULL */
   FILE *samples;                  /* rank 0: per-sample JSONL, or NULL */
 } trainer_eval_options;
 
+/* One set's report. */
+typedef struct trainer_eval_result {
+  trainer_eval_stats samples;
+  int n_revise;
+  trainer_eval_stats revise[TRAINER_EVAL_MAX_REVISE];
+  int has_adaptive, has_search;
+  trainer_eval_stats adaptive, search;
+} trainer_eval_result;
+
 /* Evaluates one set with the session's model across the ranks of comm
- * (problem i goes to rank i % world). stats[r] (revise_rounds + 1 entries)
- * is filled on every rank, one per round. */
+ * (problem i goes to rank i % world). *res is filled on every rank. */
 int trainer_eval_run(trainer_session *s, MPI_Comm comm, const trainer_eval_set *set,
-                     const trainer_eval_options *opt, trainer_eval_stats *stats, grpo_error *err);
+                     const trainer_eval_options *opt, trainer_eval_result *res, grpo_error *err);
+
+/* PRM-guided search (rollout/search.h) from the eval section: loads the
+ * PRM of eval.prm_path and plans the engine proposer and PRM scorer. */
+int trainer_eval_search_open(trainer_eval_search **out, trainer_session *s, grpo_error *err);
+void trainer_eval_search_close(trainer_eval_search *search);
 
 /* `grpo eval`: opens a session on the config's model (model.path: an HF
  * directory, a grpo checkpoint or a run's checkpoints folder), evaluates

@@ -1,5 +1,6 @@
 /* The pure part of evaluation: estimators, answer classes, summaries. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,7 +112,7 @@ static int cmp_record(const void *a, const void *b) {
 }
 
 int trainer_eval_summarize(const trainer_eval_record *recs, size_t n_recs, int n_problems,
-                           const int *ks, int n_ks, int round, trainer_eval_stats *out,
+                           const int *ks, int n_ks, int view, trainer_eval_stats *out,
                            grpo_error *err) {
   memset(out, 0, sizeof *out);
   out->problems = n_problems;
@@ -128,7 +129,7 @@ int trainer_eval_summarize(const trainer_eval_record *recs, size_t n_recs, int n
   }
   size_t m = 0;
   for (size_t i = 0; i < n_recs; i++) {
-    if (recs[i].round != round) continue;
+    if (!((recs[i].views >> view) & 1u)) continue;
     if (recs[i].problem < 0 || recs[i].problem >= n_problems) {
       free(r);
       free(start);
@@ -181,6 +182,7 @@ int trainer_eval_summarize(const trainer_eval_record *recs, size_t n_recs, int n
       out->maj_at_k[j] += majority_correct(pr, n, out->ks[j], votes, n_classes);
     }
     out->bon_oracle += c > 0;
+    out->maj_all += majority_correct(pr, n, INT32_MAX, votes, n_classes);
     /* self-consistency: the largest class, then the most confident sample */
     if (n_classes > 0) {
       memset(votes, 0, sizeof(int) * (size_t)n_classes);
@@ -207,8 +209,11 @@ int trainer_eval_summarize(const trainer_eval_record *recs, size_t n_recs, int n
     out->maj_at_k[j] /= P;
   }
   out->bon_oracle /= P;
+  out->maj_all /= P;
   out->bon_self_consistency /= P;
   if (have_prm) out->bon_prm = prm_correct / P;
+  out->total_samples = (long)samples;
+  out->total_tokens = tokens;
   if (samples) {
     out->mean_tokens = tokens / (double)samples;
     out->mean_critical = critical / (double)samples;
@@ -225,18 +230,22 @@ int trainer_eval_summarize(const trainer_eval_record *recs, size_t n_recs, int n
 
 void trainer_eval_print_table(FILE *f, const char *const *names, const trainer_eval_stats *stats,
                               int n) {
-  fprintf(f, "%-16s %8s %5s %5s %8s %8s %8s %8s %8s %9s %9s %8s\n", "set", "problems", "n", "k", "pass@1",
-          "pass@k", "maj@k", "bon_orc", "bon_sc", "tokens", "critical", "speedup");
+  fprintf(f, "%-22s %8s %5s %4s %7s %7s %7s %7s %7s %7s %7s %8s %9s %8s %7s\n", "set", "problems", "n", "k",
+          "pass@1", "pass@k", "maj@k", "maj@n", "bon_sc", "bon_prm", "any", "tok/smp", "tok/prob", "critical",
+          "speedup");
   for (int i = 0; i < n; i++) {
     const trainer_eval_stats *s = &stats[i];
     int j = s->n_ks - 1;
-    fprintf(f, "%-16s %8d %5d %5d %8.4f %8.4f %8.4f %8.4f %8.4f %9.1f %9.1f %7.2fx\n", names[i], s->problems,
-            s->max_samples, j >= 0 ? s->ks[j] : 0, s->pass1, j >= 0 ? s->pass_at_k[j] : 0,
-            j >= 0 ? s->maj_at_k[j] : 0, s->bon_oracle, s->bon_self_consistency, s->mean_tokens,
-            s->mean_critical, s->speedup);
+    char prm[16] = "-";
+    if (s->bon_prm >= 0) snprintf(prm, sizeof prm, "%.4f", s->bon_prm);
+    fprintf(f, "%-22s %8d %5d %4d %7.4f %7.4f %7.4f %7.4f %7.4f %7s %7.4f %8.1f %9.1f %8.1f %6.2fx\n", names[i],
+            s->problems, s->max_samples, j >= 0 ? s->ks[j] : 0, s->pass1, j >= 0 ? s->pass_at_k[j] : 0,
+            j >= 0 ? s->maj_at_k[j] : 0, s->maj_all, s->bon_self_consistency, prm, s->bon_oracle, s->mean_tokens,
+            s->problems ? s->total_tokens / s->problems : 0, s->mean_critical, s->speedup);
   }
-  fputs("k: the largest k reported; bon_orc / bon_sc: best-of-n by oracle / self-consistency;\n"
-        "tokens: mean completion tokens; critical: mean critical-path tokens (speedup = tokens / critical)\n",
+  fputs("n: most samples of a problem; k: the largest k reported; maj@n: majority of all samples; bon_sc / bon_prm:\n"
+        "best-of-n by self-consistency / PRM score; any: some sample correct (oracle best-of-n); tok/smp, tok/prob:\n"
+        "completion tokens per sample and per problem; critical: critical-path tokens (speedup = tokens / critical)\n",
         f);
 }
 
@@ -247,10 +256,11 @@ void trainer_eval_write_json(FILE *f, const trainer_eval_stats *s) {
   for (int j = 0; j < s->n_ks; j++) fprintf(f, "%s\"%d\": %.6f", j ? ", " : "", s->ks[j], s->pass_at_k[j]);
   fprintf(f, "}, \"maj@k\": {");
   for (int j = 0; j < s->n_ks; j++) fprintf(f, "%s\"%d\": %.6f", j ? ", " : "", s->ks[j], s->maj_at_k[j]);
-  fprintf(f, "}, \"best_of_n\": {\"oracle\": %.6f, \"self_consistency\": %.6f", s->bon_oracle,
-          s->bon_self_consistency);
+  fprintf(f, "}, \"maj@n\": %.6f, \"best_of_n\": {\"oracle\": %.6f, \"self_consistency\": %.6f", s->maj_all,
+          s->bon_oracle, s->bon_self_consistency);
   if (s->bon_prm >= 0) fprintf(f, ", \"prm\": %.6f", s->bon_prm);
   fprintf(f, "}, \"mean_completion_tokens\": %.3f, \"mean_critical_path_tokens\": %.3f, \"speedup\": %.4f",
           s->mean_tokens, s->mean_critical, s->speedup);
-  fprintf(f, ", \"answered\": %.6f, \"truncated\": %.6f}", s->answered, s->truncated);
+  fprintf(f, ", \"answered\": %.6f, \"truncated\": %.6f, \"total_samples\": %ld, \"total_tokens\": %.0f}",
+          s->answered, s->truncated, s->total_samples, s->total_tokens);
 }

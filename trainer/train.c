@@ -709,9 +709,10 @@ static int evaluate(run *r, double *mean_acc, grpo_error *err) {
   int rc = GRPO_OK;
   for (int e = 0; !rc && e < r->n_evals; e++) {
     const trainer_eval_set *set = &r->evals[e];
-    trainer_eval_stats st;
-    rc = trainer_eval_run(&r->s, r->comm, set, &eo, &st, err);
+    trainer_eval_result res;
+    rc = trainer_eval_run(&r->s, r->comm, set, &eo, &res, err);
     if (rc) break;
+    const trainer_eval_stats st = res.samples;
     char name[160];
 #define EVAL_METRIC(key, value)                                         \
   do {                                                                  \

@@ -44,6 +44,7 @@ static trainer_eval_record rec(int problem, int sample, int cluster, int correct
   r.critical = critical;
   r.mean_logprob = lp;
   r.prm_score = NAN;
+  r.views = 1u << TRAINER_EVAL_SAMPLES;
   return r;
 }
 
@@ -85,14 +86,25 @@ TEST(summary_matches_hand_calculation) {
   CHECK_NEAR(st.mean_critical, (50.0 + 40 + 50) / 15, 1e-12);
   CHECK_NEAR(st.answered, 10.0 / 15, 1e-12);
 
-  /* a problem without records counts as wrong; records of another round are ignored */
+  /* maj over all samples: problem 0 ties 2-2 -> class 0 first -> wrong */
+  CHECK_NEAR(st.maj_all, 1.0 / 3, 1e-12);
+  CHECK_EQ_INT((int)st.total_samples, 15);
+  CHECK_NEAR(st.total_tokens, 330, 1e-9);
+
+  /* a problem without records counts as wrong; records of another view are ignored */
   trainer_eval_record r2[] = {rec(0, 0, 0, 1, 5, 5, 0), rec(0, 0, 0, 0, 5, 5, 0)};
-  r2[1].round = 1;
+  r2[1].views = 1u << 1;
   CHECK_EQ_INT(trainer_eval_summarize(r2, 2, 2, ks, 1, 0, &st, &err), 0);
   CHECK_NEAR(st.pass1, 0.5, 1e-12);
   CHECK_EQ_INT(st.n_ks, 0); /* problem 1 has no samples */
   CHECK_EQ_INT(trainer_eval_summarize(r2, 2, 2, ks, 1, 1, &st, &err), 0);
   CHECK_NEAR(st.pass1, 0.0, 1e-12);
+  /* a record in two views counts in both */
+  r2[1].views |= 1u << TRAINER_EVAL_ADAPTIVE;
+  r2[0].views |= 1u << TRAINER_EVAL_ADAPTIVE;
+  CHECK_EQ_INT(trainer_eval_summarize(r2, 2, 1, ks, 1, TRAINER_EVAL_ADAPTIVE, &st, &err), 0);
+  CHECK_EQ_INT(st.max_samples, 2);
+  CHECK_NEAR(st.pass1, 0.5, 1e-12);
 
   /* PRM best-of-n: the highest score's correctness */
   trainer_eval_record r3[] = {rec(0, 0, 0, 0, 5, 5, 0), rec(0, 1, 1, 1, 5, 5, 0)};

@@ -46,13 +46,13 @@ static void strip_logprobs(char *text) {
 static const char *COMMON =
     "model.max_position_embeddings=1024 data.max_prompt_length=900 rollout.max_completion_length=40";
 
-static int eval_cmd(const char *launcher, const char *out) {
+static int eval_cmd(const char *launcher, const char *out, const char *extra) {
   char cmd[8192];
   snprintf(cmd, sizeof cmd,
            "%s '%s' eval configs/quickstart.yaml --ckpt '%s/sft/checkpoints' --sets arithmetic,gsm8k "
-           "--data-dir ../shared/data --n %d --k 1,2,4 --max-problems %d --out '%s/%s' %s "
+           "--data-dir ../shared/data --n %d --k 1,2,4 --max-problems %d --out '%s/%s' %s %s "
            "logging.progress=false > '%s/%s.log' 2>&1",
-           launcher, g_grpo, g_dir, N, PROBLEMS, g_dir, out, COMMON, g_dir, out);
+           launcher, g_grpo, g_dir, N, PROBLEMS, g_dir, out, COMMON, extra, g_dir, out);
   return run(cmd);
 }
 
@@ -63,7 +63,7 @@ TEST(eval_writes_consistent_summary_and_samples) {
            "logging.progress=false > '%s/sft.log' 2>&1",
            g_grpo, g_dir, COMMON, g_dir);
   CHECK_EQ_INT(run(cmd), 0);
-  CHECK_EQ_INT(eval_cmd("", "one"), 0);
+  CHECK_EQ_INT(eval_cmd("", "one", ""), 0);
   snprintf(path, sizeof path, "%s/one/summary.json", g_dir);
   char *sum_text = slurp_text(path);
   CHECK(sum_text != NULL);
@@ -132,7 +132,7 @@ TEST(eval_writes_consistent_summary_and_samples) {
   /* the same samples from two ranks */
   char launcher[1200];
   snprintf(launcher, sizeof launcher, "'%s' -np 2", g_mpiexec);
-  CHECK_EQ_INT(eval_cmd(launcher, "two"), 0);
+  CHECK_EQ_INT(eval_cmd(launcher, "two", ""), 0);
   snprintf(path, sizeof path, "%s/two/samples.jsonl", g_dir);
   char *lines2 = slurp_text(path);
   /* tokens and texts are identical; logprobs may differ in the last bits
@@ -142,6 +142,49 @@ TEST(eval_writes_consistent_summary_and_samples) {
   CHECK(lines && lines2 && strcmp(lines, lines2) == 0);
   free(lines);
   free(lines2);
+}
+
+/* Adaptive allocation and PRM-guided beam search (a random PRM over the byte
+ * vocabulary, tests/fixtures/prm_byte): their rows exist, the adaptive row
+ * spends no more samples than the uniform one, the search never exceeds its
+ * token budget, and 1 and 2 ranks agree sample for sample. Runs after the
+ * first test (its SFT checkpoint). */
+TEST(adaptive_and_search_rows) {
+  const char *extra = "eval.adaptive=true eval.adaptive_pilot=2 eval.search=beam eval.prm_path=tests/fixtures/prm_byte "
+                      "'eval.prm_step_token=\"|\"' 'eval.step_separator=\". \"' eval.search_n=4 eval.beam_width=2 "
+                      "eval.search_max_steps=4 eval.search_max_step_tokens=12 eval.search_token_budget=100";
+  CHECK_EQ_INT(eval_cmd("", "tts1", extra), 0);
+  char launcher[1200], path[1200];
+  snprintf(launcher, sizeof launcher, "'%s' -np 2", g_mpiexec);
+  CHECK_EQ_INT(eval_cmd(launcher, "tts2", extra), 0);
+  snprintf(path, sizeof path, "%s/tts1/summary.json", g_dir);
+  char *text = slurp_text(path);
+  cJSON *sum = text ? cJSON_Parse(text) : NULL;
+  const cJSON *sets = cJSON_GetObjectItemCaseSensitive(sum, "sets");
+  const cJSON *uni = cJSON_GetObjectItemCaseSensitive(sets, "arithmetic");
+  const cJSON *ada = cJSON_GetObjectItemCaseSensitive(sets, "arithmetic/adaptive");
+  const cJSON *beam = cJSON_GetObjectItemCaseSensitive(sets, "arithmetic/beam");
+  CHECK(uni && ada && beam);
+  if (uni && ada && beam) {
+    CHECK(cJSON_GetObjectItemCaseSensitive(ada, "total_samples")->valuedouble <=
+          cJSON_GetObjectItemCaseSensitive(uni, "total_samples")->valuedouble);
+    CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(beam, "problems")->valueint, PROBLEMS);
+    /* search tokens are its compute: at most the budget per problem */
+    CHECK(cJSON_GetObjectItemCaseSensitive(beam, "total_tokens")->valuedouble <= 100.0 * PROBLEMS);
+    CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(beam, "best_of_n"), "prm") != NULL);
+  }
+  cJSON_Delete(sum);
+  free(text);
+  snprintf(path, sizeof path, "%s/tts1/samples.jsonl", g_dir);
+  char *a = slurp_text(path);
+  snprintf(path, sizeof path, "%s/tts2/samples.jsonl", g_dir);
+  char *b = slurp_text(path);
+  CHECK(a && strstr(a, "\"mode\":\"search\"") && strstr(a, "\"prm_score\""));
+  strip_logprobs(a);
+  strip_logprobs(b);
+  CHECK(a && b && strcmp(a, b) == 0);
+  free(a);
+  free(b);
 }
 
 TEST(unknown_set_is_a_clear_error) {
@@ -171,6 +214,7 @@ int main(int argc, char **argv) {
   setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
   setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
   RUN(eval_writes_consistent_summary_and_samples);
+  RUN(adaptive_and_search_rows);
   RUN(unknown_set_is_a_clear_error);
   int rc = test_summary();
   if (rc == 0) {
