@@ -174,6 +174,7 @@ typedef struct sample_out {
   int has_answer, correct, tokens, critical, truncated;
   float mean_logprob, prm_score;
   const char *finish;
+  const char *strategy;     /* search: the strategy that chose it */
 } sample_out;
 
 /* A problem this rank evaluates: its prompt and its responses so far. */
@@ -276,6 +277,7 @@ static int emit_problem(const trainer_eval_set *set, int problem, const sample_o
       cJSON_AddBoolToObject(o, "truncated", so[j].truncated);
       cJSON_AddNumberToObject(o, "mean_logprob", so[j].mean_logprob);
       if (!isnan(so[j].prm_score)) cJSON_AddNumberToObject(o, "prm_score", so[j].prm_score);
+      if (so[j].strategy) cJSON_AddStringToObject(o, "strategy", so[j].strategy);
       cJSON_AddStringToObject(o, "completion", so[j].text ? so[j].text : "");
       line = cJSON_PrintUnformatted(o);
       cJSON_Delete(o);
@@ -520,6 +522,24 @@ static int revise_round(sampler_ctx *x, problem_state **probs, int n_probs, int 
   return rc;
 }
 
+/* Without gold answers the pass rate is estimated by agreement: the votes
+ * of the largest class of verifier-equivalent answers among the pilot
+ * samples (self-consistency). Returns the count, or a negative status. */
+static int pilot_agreement(const problem_state *ps, grpo_error *err) {
+  if (ps->n == 0) return 0;
+  const char **answers = calloc((size_t)ps->n, sizeof *answers);
+  int *cls = calloc((size_t)ps->n, sizeof *cls), *votes = calloc((size_t)ps->n, sizeof *votes);
+  int best = 0, nc = answers && cls && votes ? 0 : -GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
+  for (int j = 0; nc == 0 && j < ps->n; j++) answers[j] = ps->so[j].has_answer ? ps->so[j].answer : NULL;
+  if (nc == 0) nc = trainer_answer_classes(answers, ps->n, cls, err);
+  for (int j = 0; nc > 0 && j < ps->n; j++)
+    if (cls[j] >= 0 && ++votes[cls[j]] > best) best = votes[cls[j]];
+  free(answers);
+  free(cls);
+  free(votes);
+  return nc < 0 ? nc : best;
+}
+
 /* The adaptive allocation: every rank computes the same plan from the
  * gathered pilot results. want[i] becomes max(n, pilot + extra_i). */
 static int plan_adaptive(MPI_Comm comm, const trainer_eval_set *set, const trainer_eval_options *opt, int max_new,
@@ -535,6 +555,14 @@ static int plan_adaptive(MPI_Comm comm, const trainer_eval_set *set, const train
     for (int j = 0; j < ps[i].n; j++) {
       tok += ps[i].so[j].tokens;
       cc += ps[i].so[j].correct;
+    }
+    if (!opt->adaptive_oracle) {
+      int ag = pilot_agreement(&ps[i], err);
+      if (ag < 0) {
+        rc = -ag;
+        break;
+      }
+      cc = ag;
     }
     loc[3 * ps[i].problem] = ps[i].usable ? ps[i].n : -1;
     loc[3 * ps[i].problem + 1] = cc;
@@ -597,6 +625,8 @@ struct trainer_eval_search {
   int32_t strip[16];
   int n_strip;
   model_ids prm_prompt;
+  int by_difficulty;
+  rollout_search_setting table[3];
 };
 
 void trainer_eval_search_close(trainer_eval_search *x) {
@@ -661,6 +691,15 @@ int trainer_eval_search_open(trainer_eval_search **out, trainer_session *s, grpo
     rc = rollout_search_options_check(&x->so, err);
     if (rc) grpo_error_prefix(err, "eval");
   }
+  if (!rc && c->eval.search_by_difficulty) {
+    /* Snell et al.: beam search pays on hard problems, best-of-N on easy
+     * ones; DVTS in between. Hard problems get 1.5x the budget, easy 0.5x. */
+    long b = x->so.token_budget;
+    x->by_difficulty = 1;
+    x->table[0] = (rollout_search_setting){1.0f / 3, ROLLOUT_SEARCH_BEAM, x->so.n, x->so.beam_width, b + b / 2};
+    x->table[1] = (rollout_search_setting){2.0f / 3, ROLLOUT_SEARCH_DVTS, x->so.n, x->so.beam_width, b};
+    x->table[2] = (rollout_search_setting){1.0f, ROLLOUT_SEARCH_BON, x->so.n, x->so.beam_width, b / 2 > 0 ? b / 2 : 1};
+  }
   if (!rc && x->so.n > s->policy.n_slots)
     rc = GRPO_FAIL(err, GRPO_EINVAL, "eval.search_n (%d) is above rollout.max_batch_size (%d)", x->so.n,
                    s->policy.n_slots);
@@ -715,28 +754,43 @@ static int prm_prompt(trainer_eval_search *x, const char *question, grpo_error *
 
 /* Searches one problem and records the chosen answer (tokens = every token
  * the search proposed, its compute). */
-static int search_problem(trainer_eval_search *x, const trainer_eval_set *set, int problem, const model_ids *pid,
+static int pilot_agreement(const problem_state *ps, grpo_error *err);
+
+static int search_problem(trainer_eval_search *x, const trainer_eval_set *set, const problem_state *ps,
                           char **tbuf, size_t *tcap, eval_buffers *b, grpo_error *err) {
+  const int problem = ps->problem;
+  const model_ids *pid = &ps->pid;
   const trainer_eval_item *it = &set->items[problem];
-  int rc = prm_prompt(x, it->question, err);
+  rollout_search_options so = x->so;
+  int rc = GRPO_OK;
+  if (x->by_difficulty && ps->n > 0) {
+    /* difficulty from the agreement of the problem's samples (no gold) */
+    int ag = pilot_agreement(ps, err);
+    if (ag < 0) return -ag;
+    rc = rollout_search_pick(x->table, 3, (float)ag / (float)ps->n, &so, err);
+    if (!rc) rc = rollout_search_options_check(&so, err);
+    if (rc) return grpo_error_prefix(err, "eval.search_by_difficulty");
+  }
+  rc = prm_prompt(x, it->question, err);
   if (rc) return rc;
   x->psc.prm_prompt = x->prm_prompt.ids;
   x->psc.n_prm_prompt = (int)x->prm_prompt.n;
   x->ep.base.step = it->index; /* no two problems share sampling keys */
   rollout_search_result res;
   memset(&res, 0, sizeof res);
-  rc = rollout_search_run(&x->so, &x->prop, &x->scorer, pid->ids, (int)pid->n, &res, err);
-  sample_out so = {0};
+  rc = rollout_search_run(&so, &x->prop, &x->scorer, pid->ids, (int)pid->n, &res, err);
+  sample_out out = {0};
   if (!rc)
     rc = score_response(x->s, it->gold, res.ids, res.n, NULL, 0, !res.complete,
-                        res.complete ? ROLLOUT_FINISH_STOP : ROLLOUT_FINISH_LENGTH, tbuf, tcap, NULL, &so, err);
+                        res.complete ? ROLLOUT_FINISH_STOP : ROLLOUT_FINISH_LENGTH, tbuf, tcap, NULL, &out, err);
   if (!rc) {
-    so.prm_score = res.score;
-    so.tokens = (int)res.tokens_spent;
-    so.critical = (int)res.tokens_spent;
-    rc = emit_problem(set, problem, &so, 1, TRAINER_EVAL_SEARCH, 1, 0, b, err);
+    out.prm_score = res.score;
+    out.tokens = (int)res.tokens_spent;
+    out.critical = (int)res.tokens_spent;
+    out.strategy = rollout_search_strategy_name(so.strategy);
+    rc = emit_problem(set, problem, &out, 1, TRAINER_EVAL_SEARCH, 1, 0, b, err);
   }
-  free(so.text);
+  free(out.text);
   rollout_search_result_free(&res);
   if (rc) grpo_error_prefix(err, "eval.search");
   return rc;
@@ -807,7 +861,7 @@ int trainer_eval_run(trainer_session *s, MPI_Comm comm, const trainer_eval_set *
                                         adaptive ? ps[i].n_adaptive : 0, &b, err);
   /* PRM-guided search: one answer per problem */
   for (int i = 0; !rc && opt->search && i < n_mine; i++)
-    if (ps[i].usable) rc = search_problem(opt->search, set, ps[i].problem, &ps[i].pid, &x.tbuf, &x.tcap, &b, err);
+    if (ps[i].usable) rc = search_problem(opt->search, set, &ps[i], &x.tbuf, &x.tcap, &b, err);
   /* revise rounds: review each of the first n answers in a second turn */
   for (int round = 1; !rc && round <= revise; round++)
     rc = revise_round(&x, pp, n_mine, n, round, opt->revise_prompt, &b, err);
@@ -939,6 +993,7 @@ int trainer_eval_benchmarks(const grpo_config *c, MPI_Comm comm, const char *con
                           : c->eval.adaptive_objective == GRPO_CFG_ALLOC_GROUP_VARIANCE ? TRAINER_ALLOC_GROUP_VARIANCE
                                                                                         : TRAINER_ALLOC_ESTIMATE;
   eo.adaptive_token_budget = (long)c->eval.adaptive_token_budget;
+  eo.adaptive_oracle = c->eval.adaptive_oracle;
   eo.search = search;
   eo.samples = samples;
   int n_rows = 0;

@@ -151,6 +151,8 @@ typedef struct trainer_eval_options {
   int adaptive_pilot;
   int adaptive_objective;         /* trainer_alloc_objective */
   long adaptive_token_budget;     /* 0: the tokens uniform sampling would spend */
+  int adaptive_oracle;            /* difficulty from the gold answers (an upper bound);
+                                     0: from the pilot's agreement (what a deployment has) */
   trainer_eval_search *search;    /* PRM-guided search, or NULL */
   FILE *samples;                  /* rank 0: per-sample JSONL, or NULL */
 } trainer_eval_options;
