@@ -121,7 +121,6 @@ static int reject_unimplemented(const grpo_config *c, grpo_error *err) {
   const char *key = NULL;
   if (c->model.ref_path[0]) key = "model.ref_path (the reference is the initial policy)";
   else if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16) key = "model.dtype: bfloat16 (the CPU path is float32)";
-  else if (c->rollout.adaptive_group_size) key = "rollout.adaptive_group_size";
   else if (c->trainer.top_entropy_quantile < 1.0) key = "trainer.top_entropy_quantile";
   else if (c->distributed.off_policy_steps > 0) key = "distributed.off_policy_steps";
   else if (c->logging.log_completions) key = "logging.log_completions";

@@ -19,6 +19,7 @@
 #include "tasks/arith.h"
 #include "tasks/dataset.h"
 #include "trainer/advantage.h"
+#include "trainer/allocate.h"
 #include "trainer/loss.h"
 #include "trainer/metrics.h"
 #include "trainer/pack.h"
@@ -653,6 +654,7 @@ static int train_sequences(run *r, const seq_ref *seqs, int n, const trainer_los
   int rc = GRPO_OK;
   trainer_packed_clear(&r->pack);
   for (int i = 0; !rc && i <= n; i++) {
+    if (i < n && !seqs[i].prompt && !seqs[i].traj) continue; /* an empty slot */
     if (i < n) {
       grpo_error e2 = {0};
       int prc = pack_one(r, &seqs[i], i, &e2);
@@ -773,6 +775,7 @@ typedef struct step_slots {
   rollout_tw *trajs; /* NULL unless P-GRPO */
   float *rew;        /* [slots, G, F] */
   int G, F;
+  int *drawn;        /* samples drawn per slot */
 } step_slots;
 
 /* Moves group slot `from` to slot `to` (the two swap). */
@@ -796,6 +799,7 @@ static void move_group(step_slots *s, int from, int to) {
     }
   }
   memmove(s->rew + (size_t)to * G * s->F, s->rew + (size_t)from * G * s->F, sizeof(float) * (size_t)G * s->F);
+  if (s->drawn) s->drawn[to] = s->drawn[from];
 }
 
 /* One disaggregated generation round: every trainer renders the B prompts;
@@ -865,7 +869,7 @@ static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_i
   trainer_adv_options ao0 = {TRAINER_SCALE_NONE, TRAINER_STD_UNBIASED, TRAINER_SUM_THEN_NORMALIZE, 0};
   trainer_advantages(rew, B, G, F, weights, &ao0, NULL, adv_scratch, scratch, ast_all);
   /* keep this trainer's groups in slots 0..: group l*T + rank -> slot l */
-  step_slots sl = {pids, groups, outs, NULL, rew, G, F};
+  step_slots sl = {pids, groups, outs, NULL, rew, G, F, NULL};
   for (int l = 0, g = r->rank; g < B; l++, g += r->world) move_group(&sl, g, l);
   free(golds);
   free(meta);
@@ -912,6 +916,87 @@ static int serve_rollouts(run *r, const rollout_cluster *cl, grpo_error *err) {
   return rollout_worker_loop(cl, &o, err);
 }
 
+/* Generates groups[0..n) into strided slots: sample first_sample + j of
+ * group g goes to outs[g * stride + first_sample + j] (tmp: a compact view). */
+static int generate_strided(run *r, const rollout_engine_options *eo, const rollout_group *groups, int n,
+                            rollout_output *outs, int stride, rollout_output *tmp, rollout_engine_stats *rs,
+                            grpo_error *err) {
+  int k = 0;
+  for (int g = 0; g < n; g++)
+    for (int j = 0; j < groups[g].n_samples; j++) tmp[k++] = outs[(size_t)g * stride + groups[g].first_sample + j];
+  int rc = rollout_engine_generate(r->s.engine, eo, groups, n, tmp, rs, err);
+  k = 0;
+  for (int g = 0; !rc && g < n; g++)
+    for (int j = 0; j < groups[g].n_samples; j++) outs[(size_t)g * stride + groups[g].first_sample + j] = tmp[k++];
+  return rc;
+}
+
+/* rollout.adaptive_group_size: group sizes in [G0, G] for the round's B
+ * groups from their pilots (the first G0 samples, rewards in rew: this
+ * rank's `used` groups), under a budget of B x num_generations samples
+ * (trainer/allocate.h, Beta prior fitted to the batch). A pilot sample
+ * counts as a success when its total reward is above the middle of the
+ * batch's pilot rewards (correct / wrong for a 0-1 reward). Every rank
+ * computes the same sizes; size[g] is global group g's (g on rank g % W). */
+static int adaptive_group_sizes(run *r, const float *rew, int used, int G, int G0, int F, const float *weights,
+                                int B, int *n0, int *c, int *size, grpo_error *err) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (int q = 0; q < used * G; q++) {
+    if (q % G >= G0) continue;
+    double t = 0;
+    int any = 0;
+    for (int k = 0; k < F; k++)
+      if (!isnan(rew[(size_t)q * F + k])) t += weights[k] * rew[(size_t)q * F + k], any = 1;
+    if (any) lo = fmin(lo, t), hi = fmax(hi, t);
+  }
+  double ext[2] = {-lo, hi};
+  MPI_Allreduce(MPI_IN_PLACE, ext, 2, MPI_DOUBLE, MPI_MAX, r->comm);
+  double mid = 0.5 * (ext[1] - ext[0]);
+  int *mine = malloc(sizeof(int) * (size_t)(used + 1));
+  int *gc = malloc(sizeof(int) * (size_t)r->world), *gd = malloc(sizeof(int) * (size_t)r->world);
+  int *all = malloc(sizeof(int) * (size_t)B);
+  int rc = mine && gc && gd && all ? GRPO_OK : GRPO_FAIL(err, GRPO_ENOMEM, "adaptive group size: out of memory");
+  for (int l = 0; !rc && l < used; l++) {
+    mine[l] = 0;
+    for (int j = 0; j < G0; j++) {
+      double t = 0;
+      int any = 0;
+      for (int k = 0; k < F; k++) {
+        float v = rew[((size_t)l * G + j) * F + k];
+        if (!isnan(v)) t += weights[k] * v, any = 1;
+      }
+      mine[l] += any && ext[1] > -ext[0] && t > mid;
+    }
+  }
+  for (int w = 0, at = 0; !rc && w < r->world; w++) {
+    gc[w] = B / r->world + (w < B % r->world ? 1 : 0);
+    gd[w] = at;
+    at += gc[w];
+  }
+  if (!rc) MPI_Allgatherv(mine, used, MPI_INT, all, gc, gd, MPI_INT, r->comm);
+  for (int g = 0; !rc && g < B; g++) {
+    n0[g] = G0;
+    c[g] = all[gd[g % r->world] + g / r->world];
+  }
+  trainer_alloc_prior prior;
+  if (!rc) rc = trainer_alloc_fit_prior(n0, c, B, &prior, err);
+  /* a few tiny pilots cannot tell a sharp prior from noise: cap its weight
+   * at one pilot's, so a prompt's own samples always count */
+  if (!rc && prior.a + prior.b > G0) {
+    double k = G0 / (prior.a + prior.b);
+    prior.a *= k;
+    prior.b *= k;
+  }
+  if (!rc)
+    rc = trainer_alloc_group_sizes(n0, c, B, &prior, (int64_t)B * r->cfg->rollout.num_generations, G0, G, size, err);
+  if (rc) grpo_error_prefix(err, "rollout.adaptive_group_size");
+  free(mine);
+  free(gc);
+  free(gd);
+  free(all);
+  return rc;
+}
+
 int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary, grpo_error *err) {
   trainer_summary sum_local = {0};
   if (!summary) summary = &sum_local;
@@ -919,6 +1004,13 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   summary->accuracy_first = summary->accuracy_last = -1;
   double t0 = grpo_now_seconds();
   const int disagg = cfg->distributed.mode == GRPO_CFG_MODE_DISAGGREGATED;
+  if (cfg->rollout.adaptive_group_size && (disagg || cfg->rollout.parallel_threads))
+    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
+                     "rollout.adaptive_group_size works with distributed.mode: colocated and without "
+                     "rollout.parallel_threads (for now)");
+  if (cfg->rollout.adaptive_group_size && cfg->rollout.adaptive_pilot > cfg->rollout.num_generations)
+    return GRPO_FAIL(err, GRPO_EINVAL, "rollout.adaptive_pilot (%ld) is above rollout.num_generations (%ld)",
+                     (long)cfg->rollout.adaptive_pilot, (long)cfg->rollout.num_generations);
   if (disagg && (cfg->rollout.parallel_threads || cfg->trainer.dynamic_sampling ||
                  cfg->rollout.min_thinking_tokens || cfg->rollout.max_thinking_tokens))
     return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
@@ -958,7 +1050,15 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     model_plan_opts po = {.max_tokens = r.mb_tokens, .max_cache_len = 1};
     if (!rc) rc = model_transformer_create(&r.ref_model, &r.ref_params, r.s.be, &po, err);
   }
-  const int B = (int)cfg->trainer.prompts_per_step, G = (int)cfg->rollout.num_generations;
+  /* rollout.adaptive_group_size: groups hold up to G = adaptive_max_group_size
+   * samples (the stride of every per-sample array); each draws a pilot of G0,
+   * then the step's budget of B x num_generations samples is shared out */
+  const int adaptive = cfg->rollout.adaptive_group_size;
+  const int G0 = (int)cfg->rollout.adaptive_pilot;
+  const int B = (int)cfg->trainer.prompts_per_step;
+  const int G = adaptive ? (int)(cfg->rollout.adaptive_max_group_size > 0 ? cfg->rollout.adaptive_max_group_size
+                                                                          : 2 * cfg->rollout.num_generations)
+                         : (int)cfg->rollout.num_generations;
   const int max_new = (int)cfg->rollout.max_completion_length;
   const int F = r.reg ? reward_registry_count(r.reg) : 1;
   /* this rank's prompts: rank r gets indices r, r + W, ... of the B */
@@ -971,6 +1071,10 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   int32_t *tok = malloc(sizeof(int32_t) * (size_t)SL * G * max_new);
   float *lps = malloc(sizeof(float) * (size_t)SL * G * max_new);
   float *slps = malloc(sizeof(float) * (size_t)SL * G * max_new);
+  rollout_output *gen_tmp = adaptive ? calloc((size_t)SL * G, sizeof *gen_tmp) : NULL;
+  int *drawn = calloc((size_t)SL, sizeof *drawn); /* samples drawn per group slot */
+  int *alloc_n0 = calloc((size_t)B, sizeof *alloc_n0), *alloc_c = calloc((size_t)B, sizeof *alloc_c);
+  int *alloc_size = calloc((size_t)B, sizeof *alloc_size);
   uint8_t *forced = calloc((size_t)SL * G * max_new, 1);
   float *rew_local = malloc(sizeof(float) * (size_t)SL * G * F);
   const int parallel = cfg->rollout.parallel_threads;
@@ -986,7 +1090,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   seq_ref *seqs = calloc((size_t)SL * G, sizeof *seqs);
   int *counts = malloc(sizeof(int) * (size_t)r.world), *displs = malloc(sizeof(int) * (size_t)r.world);
   int *kcounts = malloc(sizeof(int) * (size_t)r.world), *kdispls = malloc(sizeof(int) * (size_t)r.world);
-  if (!rc && (!items || !pids || !groups || !outs || !tok || !lps || !slps || !forced || !rew_local || !rew_all ||
+  if (!rc && (!items || !pids || !groups || !outs || !tok || !lps || !slps || !forced || !rew_local || !drawn ||
+              !alloc_n0 || !alloc_c || !alloc_size || (adaptive && !gen_tmp) || !rew_all ||
               !adv_all || !scratch || !weights || !seqs || !counts || !displs || !kcounts || !kdispls))
     rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory for a batch of %d x %d", B, G);
   for (int i = 0; !rc && i < SL * G; i++) {
@@ -1023,7 +1128,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     const int dynamic = cfg->trainer.dynamic_sampling;
     const int max_rounds = dynamic ? (int)cfg->trainer.max_num_gen_batches : 1;
     int kept = 0, kept_global = 0, rounds = 0;
-    double len_sum = 0, clipped = 0, t_rollout = 0;
+    double len_sum = 0, clipped = 0, t_rollout = 0, gen_n = 0;
     rollout_engine_stats est = {0};
     trainer_adv_stats ast_all = {0};
     for (int round = 0; !rc && round < max_rounds && kept_global < B; round++) {
@@ -1052,14 +1157,28 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
           memmove(pi->ids, pi->ids + drop, sizeof(int32_t) * (size_t)cfg->data.max_prompt_length);
           pi->n = (size_t)cfg->data.max_prompt_length;
         }
-        groups[kept + used] = (rollout_group){pi->ids, (int)pi->n, G, (uint32_t)items[i].index, 0};
+        groups[kept + used] = (rollout_group){pi->ids, (int)pi->n, adaptive ? G0 : G, (uint32_t)items[i].index, 0};
+        drawn[kept + used] = 0;
         used++;
       }
       if (rc) break;
       rollout_engine_options eo;
       trainer_session_engine_options(&r.s, (uint64_t)cfg->seed, (uint32_t)r.step, &eo);
       rollout_engine_stats rs;
-      if (parallel) {
+      /* adaptive: pass 0 draws the pilots, pass 1 the rest of each group */
+      for (int pass = 0; !rc && pass < (adaptive ? 2 : 1); pass++) {
+      if (pass == 1) {
+        rc = adaptive_group_sizes(&r, rew_local + (size_t)kept * G * F, used, G, G0, F, weights, B, alloc_n0, alloc_c,
+                                  alloc_size, err);
+        if (rc) break;
+        for (int g = 0; g < used; g++) {
+          groups[kept + g].first_sample = (uint32_t)G0;
+          groups[kept + g].n_samples = alloc_size[r.rank + g * r.world] - G0;
+        }
+      }
+      if (adaptive) {
+        rc = generate_strided(&r, &eo, groups + kept, used, outs + (size_t)kept * G, G, gen_tmp, &rs, err);
+      } else if (parallel) {
         rollout_tw_options two;
         trainer_session_tw_options(&r.s, &two);
         rc = rollout_engine_generate_parallel(r.s.engine, &eo, &two, groups + kept, used,
@@ -1073,7 +1192,11 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       est.seconds += rs.seconds;
       for (int g = 0; !rc && g < used; g++) {
         const prompt_item *it = &items[r.rank + g * r.world];
-        for (int j = 0; j < G && !rc; j++) {
+        int j_end = drawn[kept + g] + groups[kept + g].n_samples;
+        /* samples never drawn are unscorable: no advantage, no training */
+        for (int j = j_end; j < G; j++)
+          for (int k = 0; k < F; k++) rew_local[((size_t)(kept + g) * G + j) * F + k] = NAN;
+        for (int j = drawn[kept + g]; j < j_end && !rc; j++) {
           size_t q = (size_t)(kept + g) * G + j;
           model_text text = {0};
           reward_input in;
@@ -1118,6 +1241,9 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
           for (int k = 0; !rc && k < F; k++) rew_local[q * F + k] = (float)res.scores[k];
           model_text_free(&text);
         }
+        gen_n += j_end - drawn[kept + g];
+        drawn[kept + g] = j_end;
+      }
       }
       if (rc) break;
       MPI_Allgatherv(rew_local + (size_t)kept * G * F, used * G * F, MPI_FLOAT, rew_all, counts, displs,
@@ -1146,7 +1272,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
         kept_global++;
         if (w != r.rank) continue;
         /* compact: this rank's round-local group l moves to slot kept + n_new */
-        step_slots sl = {pids, groups, outs, trajs, rew_local, G, F};
+        step_slots sl = {pids, groups, outs, trajs, rew_local, G, F, drawn};
         move_group(&sl, kept + l, kept + n_new);
         n_new++;
       }
@@ -1175,6 +1301,10 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     /* 5. global normalisers */
     double counts_local[2] = {0, 0};
     for (int q = 0; q < used * G; q++) {
+      if (q % G >= drawn[q / G]) {
+        seqs[q] = (seq_ref){0}; /* never drawn (adaptive group size): not a sequence */
+        continue;
+      }
       int trained = !(cfg->trainer.mask_truncated_completions && outs[q].truncated);
       if (parallel) {
         const rollout_tw *t = &trajs[q];
@@ -1231,11 +1361,11 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     /* 7. metrics (sums over ranks) */
     double m[8] = {acc.loss, acc.ls.kl_sum, acc.ls.entropy_sum, acc.ls.tokens, acc.ls.clip_low,
                    acc.ls.clip_high, acc.ls.clip_region, acc.ls.clip_count};
-    double lens[2] = {len_sum, clipped};
+    double lens[3] = {len_sum, clipped, disagg ? (double)rounds * B * G : gen_n};
     MPI_Allreduce(MPI_IN_PLACE, m, 8, MPI_DOUBLE, MPI_SUM, r.comm);
-    MPI_Allreduce(MPI_IN_PLACE, lens, 2, MPI_DOUBLE, MPI_SUM, r.comm);
+    MPI_Allreduce(MPI_IN_PLACE, lens, disagg ? 2 : 3, MPI_DOUBLE, MPI_SUM, r.comm);
     double tok_n = m[3] > 0 ? m[3] : 1, clip_n = m[7] > 0 ? m[7] : 1;
-    double seq_n = (double)rounds * B * G; /* every generated completion */
+    double seq_n = lens[2] > 0 ? lens[2] : 1; /* every generated completion */
     trainer_metrics *mt = &r.metrics;
     trainer_metrics_set(mt, "reward", ast_all.reward_mean);
     trainer_metrics_set(mt, "reward_std", ast_all.reward_std);
@@ -1261,6 +1391,17 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     trainer_metrics_set(mt, "clip_ratio/high_mean", m[5] / clip_n);
     trainer_metrics_set(mt, "clip_ratio/region_mean", m[6] / clip_n);
     trainer_metrics_set(mt, "completions/mean_length", lens[0] / seq_n);
+    trainer_metrics_set(mt, "rollout/samples", lens[2]);
+    if (adaptive) {
+      int gs[2] = {-G, 0}; /* -min, max over the kept groups */
+      for (int g = 0; g < used; g++) {
+        if (-drawn[g] > gs[0]) gs[0] = -drawn[g];
+        if (drawn[g] > gs[1]) gs[1] = drawn[g];
+      }
+      MPI_Allreduce(MPI_IN_PLACE, gs, 2, MPI_INT, MPI_MAX, r.comm);
+      trainer_metrics_set(mt, "rollout/group_size_min", -gs[0]);
+      trainer_metrics_set(mt, "rollout/group_size_max", gs[1]);
+    }
     trainer_metrics_set(mt, "completions/clipped_ratio", lens[1] / seq_n);
     trainer_metrics_set(mt, "grad_norm", gnorm);
     trainer_metrics_set(mt, "learning_rate", lr);
@@ -1322,6 +1463,11 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   free(lps);
   free(slps);
   free(forced);
+  free(gen_tmp);
+  free(drawn);
+  free(alloc_n0);
+  free(alloc_c);
+  free(alloc_size);
   free(rew_local);
   free(rew_all);
   free(adv_all);

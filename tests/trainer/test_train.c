@@ -213,6 +213,32 @@ TEST(budget_forcing_tokens_are_not_trained) {
   grpo_config_free(&cfg);
 }
 
+/* rollout.adaptive_group_size: pilots of 2, then the budget of 8 x 8
+ * samples shared out in groups of 2..16; all of it is spent and the sizes
+ * differ (the length reward varies within groups from the first step). */
+TEST(adaptive_group_size_spends_the_budget) {
+  char dir[512], od[600];
+  dir_for(dir, sizeof dir, "adaptive");
+  snprintf(od, sizeof od, "output_dir=%s", dir);
+  const char *extra[] = {od, "trainer.max_steps=2", "rollout.adaptive_group_size=true", "rollout.adaptive_pilot=2",
+                         "rollout.adaptive_max_group_size=16", NULL};
+  grpo_config cfg;
+  grpo_error err = {0};
+  CHECK_EQ_INT(train_config(&cfg, extra, &err), GRPO_OK);
+  int rc = trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err);
+  CHECK_MSG(rc == GRPO_OK, "%s", err.msg);
+  grpo_config_free(&cfg);
+  CHECK_NEAR(last_metric(dir, "rollout/samples"), 64, 0);
+  double lo = last_metric(dir, "rollout/group_size_min"), hi = last_metric(dir, "rollout/group_size_max");
+  CHECK_MSG(lo >= 2 && hi <= 16 && hi > lo, "group sizes %g..%g", lo, hi);
+  /* pilot above the group size is refused */
+  const char *bad[] = {od, "rollout.adaptive_group_size=true", "rollout.adaptive_pilot=9", NULL};
+  CHECK_EQ_INT(train_config(&cfg, bad, &err), GRPO_OK);
+  CHECK(trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err) != GRPO_OK);
+  CHECK(strstr(err.msg, "adaptive_pilot") != NULL);
+  grpo_config_free(&cfg);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   snprintf(g_tmp, sizeof g_tmp, "/tmp/grpo_train_test_%d", (int)getpid());
@@ -223,6 +249,7 @@ int main(int argc, char **argv) {
   RUN(non_finite_updates_are_skipped_then_stop);
   RUN(bad_config_is_an_error_not_a_crash);
   RUN(budget_forcing_tokens_are_not_trained);
+  RUN(adaptive_group_size_spends_the_budget);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
   if (system(cmd)) fprintf(stderr, "could not remove %s\n", g_tmp);
