@@ -5,9 +5,10 @@
 #   1. grpo sft    supervised warm-up of a small random model on worked
 #                  solutions of the synthetic arithmetic task
 #   2. grpo train  GRPO with the math verifier as the reward
-# Held-out accuracy is measured before and after GRPO (greedy decoding on a
-# split disjoint from training). Everything goes to runs/quickstart/:
-# sft/ and grpo/ (checkpoints, metrics.jsonl, config.yaml, summary.json) and
+# Held-out accuracy is measured before and after GRPO (the mean of 4 samples
+# at temperature 1 on a split disjoint from training). Everything goes to runs/quickstart/:
+# sft/ and grpo/ (checkpoints, metrics.jsonl, config.yaml, summary.json,
+# eval/ with the pass@k / maj@k table of the trained model) and
 # summary.json with accuracy_before_grpo, accuracy_after_grpo, wall_seconds.
 #
 #   NP=4 ./launch/quickstart.sh          more ranks
@@ -48,6 +49,9 @@ cat >"$RUN/summary.json" <<JSON
  "sft_dir": "$RUN/sft", "grpo_dir": "$RUN/grpo"}
 JSON
 ln -sf grpo/metrics.jsonl "$RUN/metrics.jsonl"
+echo "== test-time scaling of the trained model (grpo eval: 8 samples per held-out problem)"
+"${MPIRUN[@]}" build/cli/grpo eval configs/quickstart.yaml --ckpt "$RUN/grpo/checkpoints" --sets arithmetic \
+  --n 8 --k 1,2,4,8 --out "$RUN/grpo/eval" logging.progress=false
 build/cli/grpo report "$RUN/grpo" >/dev/null && ln -sf grpo/report.html "$RUN/report.html"
 echo
 echo "held-out accuracy before GRPO: $before"
