@@ -197,36 +197,77 @@ static int by_cost_desc(const void *a, const void *b) {
   return x->g - y->g;
 }
 
-int rollout_dispatch(const rollout_cluster *c, const rollout_work *w, rollout_results *res,
-                     grpo_error *err) {
+struct rollout_dispatch_handle {
+  const rollout_work *w;
+  int *order, *base;
+  cost_index *ci;
+  wire m;
+  int next, in_flight, chunk;
+};
+
+static void handle_free(rollout_dispatch_handle *h) {
+  if (!h) return;
+  free(h->m.p);
+  free(h->order);
+  free(h->base);
+  free(h->ci);
+  free(h);
+}
+
+int rollout_dispatch_begin(const rollout_cluster *c, const rollout_work *w, int all_now,
+                           rollout_dispatch_handle **out, grpo_error *err) {
+  *out = NULL;
   const int n_workers = c->size - c->n_trainers;
-  int *order = malloc(sizeof(int) * (size_t)(w->n_groups + 1));
-  int *base = malloc(sizeof(int) * (size_t)(w->n_groups + 1));
-  cost_index *ci = malloc(sizeof *ci * (size_t)(w->n_groups + 1));
-  wire m = {0};
-  int rc = (order && base && ci) ? GRPO_OK : GRPO_FAIL(err, GRPO_ENOMEM, "rollout dispatch: out of memory");
+  rollout_dispatch_handle *h = calloc(1, sizeof *h);
+  if (!h) return GRPO_FAIL(err, GRPO_ENOMEM, "rollout dispatch: out of memory");
+  h->w = w;
+  h->order = malloc(sizeof(int) * (size_t)(w->n_groups + 1));
+  h->base = malloc(sizeof(int) * (size_t)(w->n_groups + 1));
+  h->ci = malloc(sizeof *h->ci * (size_t)(w->n_groups + 1));
+  int rc = (h->order && h->base && h->ci) ? GRPO_OK : GRPO_FAIL(err, GRPO_ENOMEM, "rollout dispatch: out of memory");
   int total = 0;
   for (int g = 0; !rc && g < w->n_groups; g++) {
-    base[g] = total;
+    h->base[g] = total;
     total += w->groups[g].n_samples;
-    ci[g] = (cost_index){w->groups[g].n_prompt + (long)w->groups[g].n_samples * w->max_new_tokens, g};
+    h->ci[g] = (cost_index){w->groups[g].n_prompt + (long)w->groups[g].n_samples * w->max_new_tokens, g};
   }
   if (!rc) {
-    qsort(ci, (size_t)w->n_groups, sizeof *ci, by_cost_desc);
-    for (int g = 0; g < w->n_groups; g++) order[g] = ci[g].g;
+    qsort(h->ci, (size_t)w->n_groups, sizeof *h->ci, by_cost_desc);
+    if (all_now) {
+      /* one chunk per worker now: deal the cost-sorted groups round-robin so
+       * every share costs about the same, each share contiguous in order */
+      int at = 0;
+      for (int k = 0; k < n_workers; k++)
+        for (int g = k; g < w->n_groups; g += n_workers) h->order[at++] = h->ci[g].g;
+    } else {
+      for (int g = 0; g < w->n_groups; g++) h->order[g] = h->ci[g].g;
+    }
   }
+  h->chunk = all_now ? 0 : (w->n_groups + 4 * n_workers - 1) / (4 * n_workers);
+  if (h->chunk < 1) h->chunk = 1;
+  for (int k = 0; !rc && k < n_workers && h->next < w->n_groups; k++) {
+    int count = all_now ? w->n_groups / n_workers + (k < w->n_groups % n_workers ? 1 : 0)
+                        : (w->n_groups - h->next < h->chunk ? w->n_groups - h->next : h->chunk);
+    if (count == 0) continue;
+    rc = send_chunk(c, c->n_trainers + k, w, h->order, h->next, count, &h->m, err);
+    h->next += count;
+    h->in_flight++;
+  }
+  if (rc) {
+    handle_free(h);
+    return rc;
+  }
+  *out = h;
+  return GRPO_OK;
+}
+
+int rollout_dispatch_finish(const rollout_cluster *c, rollout_dispatch_handle *h, rollout_results *res,
+                            grpo_error *err) {
+  const rollout_work *w = h->w;
+  int rc = GRPO_OK;
   res->worker_seconds = 0;
   res->worker_tokens = 0;
-  int chunk = (w->n_groups + 4 * n_workers - 1) / (4 * n_workers);
-  if (chunk < 1) chunk = 1;
-  int next = 0, in_flight = 0;
-  for (int k = 0; !rc && k < n_workers && next < w->n_groups; k++) {
-    int count = w->n_groups - next < chunk ? w->n_groups - next : chunk;
-    rc = send_chunk(c, c->n_trainers + k, w, order, next, count, &m, err);
-    next += count;
-    in_flight++;
-  }
-  while (!rc && in_flight > 0) {
+  while (!rc && h->in_flight > 0) {
     MPI_Status st;
     int mrc = MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->comm, &st);
     if (mrc != MPI_SUCCESS) {
@@ -250,22 +291,26 @@ int rollout_dispatch(const rollout_cluster *c, const rollout_work *w, rollout_re
       in.p[bytes] = 0;
       rc = GRPO_FAIL(err, GRPO_EMPI, "rollout worker rank %d failed: %s", st.MPI_SOURCE, (char *)in.p);
     } else {
-      rc = unpack_results(&in, w, base, res, st.MPI_SOURCE, err);
-      in_flight--;
-      if (!rc && next < w->n_groups) {
-        int count = w->n_groups - next < chunk ? w->n_groups - next : chunk;
-        rc = send_chunk(c, st.MPI_SOURCE, w, order, next, count, &m, err);
-        next += count;
-        in_flight++;
+      rc = unpack_results(&in, w, h->base, res, st.MPI_SOURCE, err);
+      h->in_flight--;
+      if (!rc && h->next < w->n_groups) {
+        int count = w->n_groups - h->next < h->chunk ? w->n_groups - h->next : h->chunk;
+        rc = send_chunk(c, st.MPI_SOURCE, w, h->order, h->next, count, &h->m, err);
+        h->next += count;
+        h->in_flight++;
       }
     }
     free(in.p);
   }
-  free(m.p);
-  free(order);
-  free(base);
-  free(ci);
+  handle_free(h);
   return rc;
+}
+
+int rollout_dispatch(const rollout_cluster *c, const rollout_work *w, rollout_results *res,
+                     grpo_error *err) {
+  rollout_dispatch_handle *h;
+  int rc = rollout_dispatch_begin(c, w, 0, &h, err);
+  return rc ? rc : rollout_dispatch_finish(c, h, res, err);
 }
 
 /* ---- the worker side ------------------------------------------------------------ */

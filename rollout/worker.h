@@ -74,6 +74,19 @@ int rollout_dispatch(const rollout_cluster *c, const rollout_work *w, rollout_re
                      grpo_error *err);
 int rollout_shutdown_workers(const rollout_cluster *c, grpo_error *err);
 
+/* The same in two halves, for one-step off-policy training: begin sends the
+ * work and returns at once (all_now: every worker gets its whole share now,
+ * cost-balanced, so the workers generate while rank 0 trains; otherwise the
+ * first chunks, as rollout_dispatch), finish collects the results (and
+ * hands out any remaining chunks) and frees the handle. w, its groups and
+ * golds must stay valid until finish; rank 0 must not broadcast weights in
+ * between (the workers are busy). */
+typedef struct rollout_dispatch_handle rollout_dispatch_handle;
+int rollout_dispatch_begin(const rollout_cluster *c, const rollout_work *w, int all_now,
+                           rollout_dispatch_handle **h, grpo_error *err);
+int rollout_dispatch_finish(const rollout_cluster *c, rollout_dispatch_handle *h, rollout_results *res,
+                            grpo_error *err);
+
 /* ---- workers ------------------------------------------------------------------ */
 typedef struct rollout_worker_options {
   rollout_engine *engine;

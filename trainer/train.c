@@ -171,6 +171,11 @@ typedef struct run {
   reward_scratch *rs;
   trainer_metrics metrics;
   double packed_tokens;          /* tokens through forward+backward this step (this rank) */
+  /* one step off-policy: the data position before the next step's prompts
+   * were drawn ahead, which a checkpoint written now must record */
+  int rewind;
+  uint64_t rewind_counter;
+  uint32_t rewind_epoch, rewind_index;
   double peak_flops;             /* sum over the ranks of comm, for the mfu metric */
   long step;
   prompt_source src;
@@ -386,9 +391,9 @@ static int save_checkpoint(run *r, grpo_error *err) {
                                     r->opt.v + t->offset, err);
     }
     if (!rc) rc = ckpt_writer_put_i64(w, "optim_step", r->opt.step, err);
-    if (!rc) rc = ckpt_writer_put_i64(w, "data_counter", (int64_t)r->src.counter, err);
-    if (!rc) rc = ckpt_writer_put_i64(w, "data_epoch", r->src.cursor.epoch, err);
-    if (!rc) rc = ckpt_writer_put_i64(w, "data_cursor", r->src.cursor.index, err);
+    if (!rc) rc = ckpt_writer_put_i64(w, "data_counter", (int64_t)(r->rewind ? r->rewind_counter : r->src.counter), err);
+    if (!rc) rc = ckpt_writer_put_i64(w, "data_epoch", r->rewind ? r->rewind_epoch : r->src.cursor.epoch, err);
+    if (!rc) rc = ckpt_writer_put_i64(w, "data_cursor", r->rewind ? r->rewind_index : r->src.cursor.index, err);
     uint64_t rng[2] = {(uint64_t)r->cfg->seed, (uint64_t)r->step};
     if (!rc) rc = ckpt_writer_put_rng(w, rng, 2, err);
     char *yaml = NULL;
@@ -802,20 +807,14 @@ static void move_group(step_slots *s, int from, int to) {
   if (s->drawn) s->drawn[to] = s->drawn[from];
 }
 
-/* One disaggregated generation round: every trainer renders the B prompts;
- * trainer 0 has the workers generate and score them, then shares the
- * results; each trainer keeps its groups (r, r + T, ...) in slots 0.. */
-static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_item *items, int B, int G,
-                               int F, int max_new, model_ids *pids, rollout_group *groups,
-                               rollout_output *outs, int32_t *tok, float *lps, float *slps,
-                               float *rew, rollout_engine_stats *est, trainer_adv_stats *ast_all,
-                               double *len_sum, double *clipped, const float *weights, float *adv_scratch,
-                               double *scratch, grpo_error *err) {
+/* Disaggregated placement: every trainer renders the B prompts (groups
+ * and golds for the work item); trainer 0 has the workers generate and
+ * score them; disagg_collect shares the results and keeps each trainer's
+ * groups (r, r + T, ...) in slots 0.. */
+static int disagg_prepare(run *r, const prompt_item *items, int B, int G, model_ids *pids, rollout_group *groups,
+                          const char **golds, grpo_error *err) {
   const grpo_config *cfg = r->cfg;
   int rc = GRPO_OK;
-  const char **golds = malloc(sizeof(char *) * (size_t)B);
-  int32_t *meta = malloc(sizeof(int32_t) * 3 * (size_t)B * G);
-  if (!golds || !meta) rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
   for (int i = 0; !rc && i < B; i++) {
     pids[i].n = 0;
     rc = trainer_session_prompt(&r->s, items[i].question, &pids[i], err);
@@ -827,29 +826,35 @@ static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_i
     groups[i] = (rollout_group){pids[i].ids, (int)pids[i].n, G, (uint32_t)items[i].index, 0};
     golds[i] = items[i].gold;
   }
-  if (!rc && r->rank == 0) {
-    rollout_work w = {.weight_version = (uint32_t)r->step, .step = (uint32_t)r->step,
-                      .seed = (uint64_t)cfg->seed, .max_new_tokens = max_new, .n_groups = B,
-                      .groups = groups, .golds = golds};
-    rollout_engine_options eo;
-    trainer_session_engine_options(&r->s, 0, 0, &eo);
-    w.sampling = eo.sampling;
-    rollout_results res = {outs, rew, F, 0, 0};
-    rc = rollout_dispatch(cl, &w, &res, err);
-    est->decode_tokens += res.worker_tokens;
-    est->seconds += res.worker_seconds;
-    for (int q = 0; !rc && q < B * G; q++) {
-      meta[3 * q] = outs[q].n;
-      meta[3 * q + 1] = outs[q].finish;
-      meta[3 * q + 2] = outs[q].truncated;
-      *len_sum += outs[q].n;
-      *clipped += outs[q].truncated;
-    }
+  return rc;
+}
+
+/* The work item of a step's B groups: sampled with the weights of version
+ * `version` (what the workers hold) and the RNG key of step `step`. */
+static void disagg_work(run *r, int B, int max_new, uint32_t version, uint32_t step, const rollout_group *groups,
+                        const char **golds, rollout_work *w) {
+  rollout_engine_options eo;
+  trainer_session_engine_options(&r->s, 0, 0, &eo);
+  *w = (rollout_work){.weight_version = version, .step = step, .seed = (uint64_t)r->cfg->seed,
+                      .sampling = eo.sampling, .max_new_tokens = max_new, .n_groups = B, .groups = groups,
+                      .golds = golds};
+}
+
+/* rc: trainer 0's status collecting the results into outs / rew. */
+static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, model_ids *pids, rollout_group *groups,
+                          rollout_output *outs, int32_t *tok, float *lps, float *slps, float *rew,
+                          trainer_adv_stats *ast_all, double *len_sum, double *clipped, const float *weights,
+                          float *adv_scratch, double *scratch, grpo_error *err) {
+  int32_t *meta = malloc(sizeof(int32_t) * 3 * (size_t)B * G);
+  if (!rc && !meta) rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
+  for (int q = 0; !rc && r->rank == 0 && q < B * G; q++) {
+    meta[3 * q] = outs[q].n;
+    meta[3 * q + 1] = outs[q].finish;
+    meta[3 * q + 2] = outs[q].truncated;
   }
   MPI_Bcast(&rc, 1, MPI_INT, 0, r->comm);
   if (rc) {
     if (r->rank != 0) GRPO_FAIL(err, rc, "trainer rank 0 failed to collect the rollouts");
-    free(golds);
     free(meta);
     return rc;
   }
@@ -866,14 +871,38 @@ static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_i
       outs[q].truncated = meta[3 * q + 2];
     }
   }
+  /* every trainer's metrics are summed later: count the completions once */
+  for (int q = 0; r->rank == 0 && q < B * G; q++) {
+    *len_sum += outs[q].n;
+    *clipped += outs[q].truncated;
+  }
   trainer_adv_options ao0 = {TRAINER_SCALE_NONE, TRAINER_STD_UNBIASED, TRAINER_SUM_THEN_NORMALIZE, 0};
   trainer_advantages(rew, B, G, F, weights, &ao0, NULL, adv_scratch, scratch, ast_all);
   /* keep this trainer's groups in slots 0..: group l*T + rank -> slot l */
   step_slots sl = {pids, groups, outs, NULL, rew, G, F, NULL};
   for (int l = 0, g = r->rank; g < B; l++, g += r->world) move_group(&sl, g, l);
-  free(golds);
   free(meta);
   return GRPO_OK;
+}
+
+/* One on-policy disaggregated round: prepare, dispatch, collect. */
+static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_item *items, int B, int G,
+                               int F, int max_new, model_ids *pids, rollout_group *groups, const char **golds,
+                               rollout_output *outs, int32_t *tok, float *lps, float *slps,
+                               float *rew, rollout_engine_stats *est, trainer_adv_stats *ast_all,
+                               double *len_sum, double *clipped, const float *weights, float *adv_scratch,
+                               double *scratch, grpo_error *err) {
+  int rc = disagg_prepare(r, items, B, G, pids, groups, golds, err);
+  if (!rc && r->rank == 0) {
+    rollout_work w;
+    disagg_work(r, B, max_new, (uint32_t)r->step, (uint32_t)r->step, groups, golds, &w);
+    rollout_results res = {outs, rew, F, 0, 0};
+    rc = rollout_dispatch(cl, &w, &res, err);
+    est->decode_tokens += res.worker_tokens;
+    est->seconds += res.worker_seconds;
+  }
+  return disagg_collect(r, rc, B, G, F, max_new, pids, groups, outs, tok, lps, slps, rew, ast_all, len_sum, clipped,
+                        weights, adv_scratch, scratch, err);
 }
 
 /* A rollout worker's scorer: decode, then the reward registry. */
@@ -1067,6 +1096,27 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   prompt_item *items = calloc((size_t)B, sizeof *items);
   model_ids *pids = calloc((size_t)SL, sizeof *pids);
   rollout_group *groups = calloc((size_t)SL, sizeof *groups);
+  const char **golds = calloc((size_t)B, sizeof *golds);
+  /* distributed.off_policy_steps: the next step's prompts and work item */
+  const int off_policy = disagg && cfg->distributed.off_policy_steps > 0;
+  struct {
+    prompt_item *items;
+    model_ids *pids;
+    rollout_group *groups;
+    const char **golds;
+    rollout_work w;
+    rollout_dispatch_handle *h;
+    rollout_results res;
+    int pending, rc0;
+  } next = {0};
+  if (off_policy) {
+    next.items = calloc((size_t)B, sizeof *next.items);
+    next.pids = calloc((size_t)SL, sizeof *next.pids);
+    next.groups = calloc((size_t)SL, sizeof *next.groups);
+    next.golds = calloc((size_t)B, sizeof *next.golds);
+    if (!next.items || !next.pids || !next.groups || !next.golds)
+      rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory for the off-policy batch");
+  }
   rollout_output *outs = calloc((size_t)SL * G, sizeof *outs);
   int32_t *tok = malloc(sizeof(int32_t) * (size_t)SL * G * max_new);
   float *lps = malloc(sizeof(float) * (size_t)SL * G * max_new);
@@ -1090,7 +1140,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   seq_ref *seqs = calloc((size_t)SL * G, sizeof *seqs);
   int *counts = malloc(sizeof(int) * (size_t)r.world), *displs = malloc(sizeof(int) * (size_t)r.world);
   int *kcounts = malloc(sizeof(int) * (size_t)r.world), *kdispls = malloc(sizeof(int) * (size_t)r.world);
-  if (!rc && (!items || !pids || !groups || !outs || !tok || !lps || !slps || !forced || !rew_local || !drawn ||
+  if (!rc && (!items || !pids || !groups || !golds || !outs || !tok || !lps || !slps || !forced || !rew_local || !drawn ||
               !alloc_n0 || !alloc_c || !alloc_size || (adaptive && !gen_tmp) || !rew_all ||
               !adv_all || !scratch || !weights || !seqs || !counts || !displs || !kcounts || !kdispls))
     rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory for a batch of %d x %d", B, G);
@@ -1121,6 +1171,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   int first_step = 1;
   while (!rc && r.step < cfg->trainer.max_steps) {
     double ts = grpo_now_seconds();
+    r.rewind = 0; /* prompts drawn ahead are this step's now */
     /* 1-3. generation rounds: prompts (identical on every rank; rank r takes
      * groups r, r + W, ...), rollout, rewards. One round without dynamic
      * sampling; with it, rounds go on until B groups whose rewards differ are
@@ -1134,15 +1185,27 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     for (int round = 0; !rc && round < max_rounds && kept_global < B; round++) {
       double tr = grpo_now_seconds();
       rounds++;
-      source_next(&r.src, B, items);
       if (disagg) {
-        rc = disaggregated_round(&r, &cl, items, B, G, F, max_new, pids, groups, outs, tok, lps, slps,
-                                 rew_local, &est, &ast_all, &len_sum, &clipped, weights, adv_all, scratch, err);
+        if (next.pending) {
+          /* one step off-policy: these rollouts were generated during the
+           * last update, with the weights from before it */
+          next.pending = 0;
+          est.decode_tokens += next.res.worker_tokens;
+          est.seconds += next.res.worker_seconds;
+          rc = disagg_collect(&r, next.rc0, B, G, F, max_new, pids, groups, outs, tok, lps, slps, rew_local,
+                              &ast_all, &len_sum, &clipped, weights, adv_all, scratch, err);
+        } else {
+          source_next(&r.src, B, items);
+          rc = disaggregated_round(&r, &cl, items, B, G, F, max_new, pids, groups, golds, outs, tok, lps, slps,
+                                   rew_local, &est, &ast_all, &len_sum, &clipped, weights, adv_all, scratch, err);
+        }
         kept = B / r.world + (r.rank < B % r.world ? 1 : 0);
         kept_global = B;
+        for (int l = 0; l < kept; l++) drawn[l] = G;
         t_rollout += grpo_now_seconds() - tr;
         break;
       }
+      source_next(&r.src, B, items);
       int used = 0;
       for (int i = r.rank; i < B && !rc; i += r.world) {
         model_ids *pi = &pids[kept + used];
@@ -1320,6 +1383,24 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     }
     MPI_Allreduce(MPI_IN_PLACE, counts_local, 2, MPI_DOUBLE, MPI_SUM, r.comm);
     trainer_loss_norm norm = {counts_local[0], counts_local[1]};
+    /* 5b. one step off-policy: the next step's rollouts are generated with
+     * the current weights while this step trains. Not before a checkpoint,
+     * so a resumed run continues exactly as an uninterrupted one. */
+    const long ck_every = cfg->checkpoint.every_steps;
+    if (off_policy && r.step + 1 < cfg->trainer.max_steps && !(ck_every > 0 && (r.step + 1) % ck_every == 0)) {
+      r.rewind_counter = r.src.counter;
+      r.rewind_epoch = r.src.cursor.epoch;
+      r.rewind_index = r.src.cursor.index;
+      r.rewind = 1;
+      source_next(&r.src, B, next.items);
+      rc = disagg_prepare(&r, next.items, B, G, next.pids, next.groups, next.golds, err);
+      if (!rc && r.rank == 0) {
+        disagg_work(&r, B, max_new, (uint32_t)r.step, (uint32_t)(r.step + 1), next.groups, next.golds, &next.w);
+        rc = rollout_dispatch_begin(&cl, &next.w, 1, &next.h, err);
+      }
+      if (rc) break;
+      next.pending = 1;
+    }
     /* 6. train (num_iterations passes over the same rollouts) */
     double tt = grpo_now_seconds();
     train_accum acc = {0};
@@ -1341,6 +1422,22 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     for (int q = 0; q < n_trajs; q++) rollout_tw_free(&trajs[q]);
     n_trajs = 0;
     r.step++;
+    if (next.pending) {
+      /* collect the next step's rollouts (the workers are done with them
+       * before the new weights go out); this step's buffers are free now */
+      if (r.rank == 0) {
+        next.res = (rollout_results){outs, rew_local, F, 0, 0};
+        next.rc0 = rollout_dispatch_finish(&cl, next.h, &next.res, err);
+        next.h = NULL;
+      }
+      prompt_item *ti = items;
+      items = next.items, next.items = ti;
+      model_ids *tp = pids;
+      pids = next.pids, next.pids = tp;
+      rollout_group *tg = groups;
+      groups = next.groups, next.groups = tg;
+      r.rewind = 0;
+    }
     if (disagg && r.rank == 0) {
       rc = rollout_broadcast_weights(&cl, (uint32_t)r.step, r.s.params.data, r.s.params.total, err);
       if (rc) break;
@@ -1455,9 +1552,15 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   summary->wall_seconds = grpo_now_seconds() - t0;
   if (!rc) write_summary(&r, summary, "grpo");
   for (int i = 0; pids && i < SL; i++) model_ids_free(&pids[i]);
+  for (int i = 0; next.pids && i < SL; i++) model_ids_free(&next.pids[i]);
   free(items);
   free(pids);
   free(groups);
+  free(golds);
+  free(next.items);
+  free(next.pids);
+  free(next.groups);
+  free(next.golds);
   free(outs);
   free(tok);
   free(lps);

@@ -125,6 +125,16 @@ TEST(trainer_side) {
     CHECK(res.worker_tokens > 0);
     local_run(&local, version);
     same(&remote, &local);
+    /* the two halves (one-step off-policy), every share sent at once: the
+     * same results; rank 0 is free between begin and finish */
+    static outbuf split;
+    rollout_results res2 = {split.outs, split.rewards, NR, 0, 0};
+    wire_outs(&split);
+    rollout_dispatch_handle *h = NULL;
+    CHECK_EQ_INT(rollout_dispatch_begin(c, &w, 1, &h, &err), GRPO_OK);
+    CHECK(h != NULL);
+    if (h) CHECK_EQ_INT(rollout_dispatch_finish(c, h, &res2, &err), GRPO_OK);
+    same(&split, &local);
   }
   /* a work item for weights the workers do not hold fails, naming the rank */
   rollout_work w = work_for(99);
