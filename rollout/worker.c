@@ -174,6 +174,10 @@ static int unpack_results(wire *m, const rollout_work *w, const int *base, rollo
       wire_get(m, o->sampler_logprobs, sizeof(float) * (size_t)h.n);
     else
       wire_view(m, sizeof(float) * (size_t)h.n);
+    if (o->forced)
+      wire_get(m, o->forced, (size_t)h.n);
+    else
+      wire_view(m, (size_t)h.n);
     wire_get(m, res->rewards + (size_t)(base[h.group] + h.sample) * res->n_rewards,
              sizeof(float) * (size_t)h.n_rewards);
     o->n = h.n;
@@ -362,6 +366,7 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
   rollout_output *outs = NULL;
   int32_t *ids = NULL;
   float *lps = NULL, *slps = NULL, *rewards = NULL;
+  uint8_t *forced = NULL;
   if (!rc) {
     size_t T = (size_t)total, L = (size_t)h.max_new;
     outs = calloc(T + 1, sizeof *outs);
@@ -369,12 +374,14 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
     lps = malloc((T * L + 1) * sizeof *lps);
     slps = malloc((T * L + 1) * sizeof *slps);
     rewards = malloc((T * (size_t)o->n_rewards + 1) * sizeof *rewards);
-    if (!outs || !ids || !lps || !slps || !rewards)
+    forced = calloc(T * L + 1, 1);
+    if (!outs || !ids || !lps || !slps || !rewards || !forced)
       rc = GRPO_FAIL(err, GRPO_ENOMEM, "worker: out of memory for %d completions", total);
     for (size_t i = 0; !rc && i < T; i++) {
       outs[i].ids = ids + i * L;
       outs[i].logprobs = lps + i * L;
       outs[i].sampler_logprobs = slps + i * L;
+      outs[i].forced = forced + i * L;
     }
   }
   rollout_engine_stats st = {0};
@@ -383,7 +390,7 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
                                  .step = h.step, .stop_ids = o->stop_ids, .n_stop_ids = o->n_stop_ids,
                                  .stop_strings = o->stop_strings, .n_stop_strings = o->n_stop_strings,
                                  .piece = o->piece, .piece_ctx = o->piece_ctx,
-                                 .vocab_limit = o->vocab_limit};
+                                 .vocab_limit = o->vocab_limit, .budget = o->budget};
     rc = rollout_engine_generate(o->engine, &eo, groups, n, outs, &st, err);
   }
   for (int i = 0, k = 0; !rc && i < n; i++)
@@ -402,6 +409,7 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
         ok = PUT(&m, rh) && wire_put(&m, outs[k].ids, sizeof(int32_t) * (size_t)outs[k].n) &&
              wire_put(&m, outs[k].logprobs, sizeof(float) * (size_t)outs[k].n) &&
              wire_put(&m, outs[k].sampler_logprobs, sizeof(float) * (size_t)outs[k].n) &&
+             wire_put(&m, outs[k].forced, (size_t)outs[k].n) &&
              wire_put(&m, rewards + (size_t)k * o->n_rewards, sizeof(float) * (size_t)o->n_rewards);
       }
     if (!ok) rc = GRPO_FAIL(err, GRPO_ENOMEM, "worker: out of memory packing results");
@@ -422,6 +430,7 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
   free(lps);
   free(slps);
   free(rewards);
+  free(forced);
   return rc;
 }
 

@@ -47,7 +47,8 @@ typedef struct rollout_work {
 } rollout_work;
 
 /* Where rank 0 collects results: arrays in group order (sum of n_samples
- * entries). outs[i] has caller buffers of max_new_tokens entries. */
+ * entries). outs[i] has caller buffers of max_new_tokens entries (forced
+ * may be NULL: the budget-forcing mask is then dropped). */
 typedef struct rollout_results {
   rollout_output *outs;
   float *rewards;                /* [total, n_rewards] */
@@ -102,6 +103,8 @@ typedef struct rollout_worker_options {
   rollout_score_fn score;
   void *score_ctx;
   int n_rewards;
+  rollout_budget_forcing budget; /* budget forcing; all zero = off. Results carry
+                                    each completion's forced mask either way. */
 } rollout_worker_options;
 
 /* Serves until shutdown. On a local failure it reports to rank 0 and

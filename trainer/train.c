@@ -842,7 +842,7 @@ static void disagg_work(run *r, int B, int max_new, uint32_t version, uint32_t s
 
 /* rc: trainer 0's status collecting the results into outs / rew. */
 static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, model_ids *pids, rollout_group *groups,
-                          rollout_output *outs, int32_t *tok, float *lps, float *slps, float *rew,
+                          rollout_output *outs, int32_t *tok, float *lps, float *slps, uint8_t *forced, float *rew,
                           trainer_adv_stats *ast_all, double *len_sum, double *clipped, const float *weights,
                           float *adv_scratch, double *scratch, grpo_error *err) {
   int32_t *meta = malloc(sizeof(int32_t) * 3 * (size_t)B * G);
@@ -863,6 +863,7 @@ static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, mode
     MPI_Bcast(tok, (int)n, MPI_INT32_T, 0, r->comm);
     MPI_Bcast(lps, (int)n, MPI_FLOAT, 0, r->comm);
     MPI_Bcast(slps, (int)n, MPI_FLOAT, 0, r->comm);
+    MPI_Bcast(forced, (int)n, MPI_UINT8_T, 0, r->comm);
     MPI_Bcast(meta, 3 * B * G, MPI_INT32_T, 0, r->comm);
     MPI_Bcast(rew, B * G * F, MPI_FLOAT, 0, r->comm);
     for (int q = 0; q < B * G; q++) {
@@ -888,7 +889,7 @@ static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, mode
 /* One on-policy disaggregated round: prepare, dispatch, collect. */
 static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_item *items, int B, int G,
                                int F, int max_new, model_ids *pids, rollout_group *groups, const char **golds,
-                               rollout_output *outs, int32_t *tok, float *lps, float *slps,
+                               rollout_output *outs, int32_t *tok, float *lps, float *slps, uint8_t *forced,
                                float *rew, rollout_engine_stats *est, trainer_adv_stats *ast_all,
                                double *len_sum, double *clipped, const float *weights, float *adv_scratch,
                                double *scratch, grpo_error *err) {
@@ -901,7 +902,7 @@ static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_i
     est->decode_tokens += res.worker_tokens;
     est->seconds += res.worker_seconds;
   }
-  return disagg_collect(r, rc, B, G, F, max_new, pids, groups, outs, tok, lps, slps, rew, ast_all, len_sum, clipped,
+  return disagg_collect(r, rc, B, G, F, max_new, pids, groups, outs, tok, lps, slps, forced, rew, ast_all, len_sum, clipped,
                         weights, adv_scratch, scratch, err);
 }
 
@@ -941,7 +942,8 @@ static int serve_rollouts(run *r, const rollout_cluster *cl, grpo_error *err) {
                               .vocab_limit = eo.vocab_limit,
                               .score = score_completion,
                               .score_ctx = r,
-                              .n_rewards = reward_registry_count(r->reg)};
+                              .n_rewards = reward_registry_count(r->reg),
+                              .budget = eo.budget};
   return rollout_worker_loop(cl, &o, err);
 }
 
@@ -1040,12 +1042,10 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   if (cfg->rollout.adaptive_group_size && cfg->rollout.adaptive_pilot > cfg->rollout.num_generations)
     return GRPO_FAIL(err, GRPO_EINVAL, "rollout.adaptive_pilot (%ld) is above rollout.num_generations (%ld)",
                      (long)cfg->rollout.adaptive_pilot, (long)cfg->rollout.num_generations);
-  if (disagg && (cfg->rollout.parallel_threads || cfg->trainer.dynamic_sampling ||
-                 cfg->rollout.min_thinking_tokens || cfg->rollout.max_thinking_tokens))
+  if (disagg && (cfg->rollout.parallel_threads || cfg->trainer.dynamic_sampling))
     return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
-                     "distributed.mode: disaggregated does not combine with rollout.parallel_threads, "
-                     "trainer.dynamic_sampling or budget forcing (rollout.min/max_thinking_tokens) yet; use "
-                     "colocated for those");
+                     "distributed.mode: disaggregated does not combine with rollout.parallel_threads or "
+                     "trainer.dynamic_sampling yet; use colocated for those");
   run r;
   int rc = run_open(&r, cfg, comm, 1, err);
   /* disaggregated: ranks [0, T) train, ranks [T, N) generate and score */
@@ -1192,12 +1192,12 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
           next.pending = 0;
           est.decode_tokens += next.res.worker_tokens;
           est.seconds += next.res.worker_seconds;
-          rc = disagg_collect(&r, next.rc0, B, G, F, max_new, pids, groups, outs, tok, lps, slps, rew_local,
+          rc = disagg_collect(&r, next.rc0, B, G, F, max_new, pids, groups, outs, tok, lps, slps, forced, rew_local,
                               &ast_all, &len_sum, &clipped, weights, adv_all, scratch, err);
         } else {
           source_next(&r.src, B, items);
           rc = disaggregated_round(&r, &cl, items, B, G, F, max_new, pids, groups, golds, outs, tok, lps, slps,
-                                   rew_local, &est, &ast_all, &len_sum, &clipped, weights, adv_all, scratch, err);
+                                   forced, rew_local, &est, &ast_all, &len_sum, &clipped, weights, adv_all, scratch, err);
         }
         kept = B / r.world + (r.rank < B % r.world ? 1 : 0);
         kept_global = B;

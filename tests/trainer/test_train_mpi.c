@@ -50,16 +50,16 @@ TEST(reward_rises_on_two_ranks) {
 
 /* 1 trainer + 1 rollout worker trains the same weights as 1 colocated rank:
  * the worker samples with the broadcast weights and the keyed RNG. */
-TEST(disaggregated_equals_colocated) {
+static void disaggregated_vs_colocated(const char *name, const char *extra) {
   char dis[512], col[512], od[600], oc[600];
-  snprintf(dis, sizeof dis, "%s/disagg", g_tmp);
-  snprintf(col, sizeof col, "%s/coloc", g_tmp);
+  snprintf(dis, sizeof dis, "%s/disagg_%s", g_tmp, name);
+  snprintf(col, sizeof col, "%s/coloc_%s", g_tmp, name);
   snprintf(od, sizeof od, "output_dir=%s", dis);
   snprintf(oc, sizeof oc, "output_dir=%s", col);
   grpo_error err = {0};
   grpo_config cfg;
   const char *e2[] = {od, "trainer.max_steps=3", "distributed.mode=disaggregated",
-                      "distributed.rollout_ranks=1", NULL};
+                      "distributed.rollout_ranks=1", extra, NULL};
   CHECK_EQ_INT(train_config(&cfg, e2, &err), GRPO_OK);
   trainer_summary s;
   int rc = trainer_train(&cfg, MPI_COMM_WORLD, &s, &err);
@@ -68,12 +68,20 @@ TEST(disaggregated_equals_colocated) {
   MPI_Barrier(MPI_COMM_WORLD);
   if (g_rank != 0) return;
   CHECK_EQ_INT(s.steps_done, 3);
-  const char *e1[] = {oc, "trainer.max_steps=3", NULL};
+  const char *e1[] = {oc, "trainer.max_steps=3", extra, NULL};
   CHECK_EQ_INT(train_config(&cfg, e1, &err), GRPO_OK);
   CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_SELF, NULL, &err), GRPO_OK);
   grpo_config_free(&cfg);
   double worst = max_weight_diff(dis, col);
-  CHECK_MSG(worst >= 0 && worst < 1e-5, "largest weight difference %g", worst);
+  CHECK_MSG(worst >= 0 && worst < 1e-5, "%s: largest weight difference %g", name, worst);
+}
+
+TEST(disaggregated_equals_colocated) { disaggregated_vs_colocated("plain", NULL); }
+
+/* budget forcing on the workers: the injected tokens' mask travels back, so
+ * the trainer leaves them out of the loss as a colocated run does */
+TEST(disaggregated_budget_forcing_equals_colocated) {
+  disaggregated_vs_colocated("budget", "rollout.max_thinking_tokens=4");
 }
 
 /* distributed.off_policy_steps=1 (1 trainer + 1 worker): the step after a
@@ -119,6 +127,8 @@ int main(int argc, char **argv) {
   RUN(reward_rises_on_two_ranks);
   MPI_Barrier(MPI_COMM_WORLD);
   RUN(disaggregated_equals_colocated);
+  MPI_Barrier(MPI_COMM_WORLD);
+  RUN(disaggregated_budget_forcing_equals_colocated);
   MPI_Barrier(MPI_COMM_WORLD);
   RUN(off_policy_resumes_exactly);
   int failed = test_cases_failed_, any = 0;
