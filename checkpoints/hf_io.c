@@ -101,15 +101,20 @@ static int check_tensor(const ckpt_st_model *m, const model_param_info *e, const
   return GRPO_OK;
 }
 
-int ckpt_hf_load(const char *dir, model_params *p, grpo_error *err) {
-  memset(p, 0, sizeof *p);
+/* An HF directory's config.json and safetensors index. */
+static int hf_open(const char *dir, model_config *cfg, ckpt_st_model *m, grpo_error *err) {
   char path[4096];
   snprintf(path, sizeof path, "%s/config.json", dir);
+  int rc = model_config_load(cfg, path, err);
+  return rc ? rc : ckpt_st_open(m, dir, err);
+}
+
+int ckpt_hf_load(const char *dir, model_params *p, grpo_error *err) {
+  memset(p, 0, sizeof *p);
   model_config cfg;
-  int rc = model_config_load(&cfg, path, err);
-  if (rc) return rc;
   ckpt_st_model m;
-  if ((rc = ckpt_st_open(&m, dir, err))) return rc;
+  int rc = hf_open(dir, &cfg, &m, err);
+  if (rc) return rc;
   if (!cfg.tie_embeddings && !ckpt_st_find(&m, "lm_head.weight")) {
     GRPO_WARN("%s: no lm_head.weight; tying it to model.embed_tokens.weight", dir);
     cfg.tie_embeddings = 1;
@@ -133,13 +138,10 @@ int ckpt_hf_load_prm(const char *dir, model_params *backbone, model_prm_head *he
                      grpo_error *err) {
   memset(backbone, 0, sizeof *backbone);
   memset(head, 0, sizeof *head);
-  char path[4096];
-  snprintf(path, sizeof path, "%s/config.json", dir);
   model_config cfg;
-  int rc = model_config_load(&cfg, path, err);
-  if (rc) return rc;
   ckpt_st_model m;
-  if ((rc = ckpt_st_open(&m, dir, err))) return rc;
+  int rc = hf_open(dir, &cfg, &m, err);
+  if (rc) return rc;
   /* A PRM reads no logits: tying makes the table ask for no lm_head. */
   int has_lm_head = ckpt_st_find(&m, "lm_head.weight") != NULL;
   cfg.tie_embeddings = 1;
