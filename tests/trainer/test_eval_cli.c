@@ -189,6 +189,45 @@ TEST(adaptive_and_search_rows) {
   free(b);
 }
 
+/* The revise loop (a row and N x problems "revise" lines per round) and
+ * ThreadWeaver generation (rollout.parallel_threads: this model never opens
+ * a <Parallel> block, so the critical path is every token: speedup 1). */
+TEST(revise_rounds_and_parallel_threads) {
+  CHECK_EQ_INT(eval_cmd("", "rev", "eval.revise_rounds=2"), 0);
+  char path[1200];
+  snprintf(path, sizeof path, "%s/rev/samples.jsonl", g_dir);
+  char *lines = slurp_text(path);
+  int revise = 0, round2 = 0;
+  for (const char *p = lines ? strstr(lines, "\"mode\":\"revise\"") : NULL; p; p = strstr(p + 1, "\"mode\":\"revise\""))
+    revise++;
+  for (const char *p = lines ? strstr(lines, "\"round\":2") : NULL; p; p = strstr(p + 1, "\"round\":2")) round2++;
+  CHECK_EQ_INT(revise, 2 * 2 * N * PROBLEMS); /* 2 sets x 2 rounds */
+  CHECK_EQ_INT(round2, 2 * N * PROBLEMS);
+  free(lines);
+  snprintf(path, sizeof path, "%s/rev/summary.json", g_dir);
+  char *text = slurp_text(path);
+  cJSON *sum = text ? cJSON_Parse(text) : NULL;
+  const cJSON *sets = cJSON_GetObjectItemCaseSensitive(sum, "sets");
+  CHECK(cJSON_GetObjectItemCaseSensitive(sets, "arithmetic/revise1") &&
+        cJSON_GetObjectItemCaseSensitive(sets, "gsm8k/revise2"));
+  cJSON_Delete(sum);
+  free(text);
+
+  CHECK_EQ_INT(eval_cmd("", "par", "rollout.parallel_threads=true"), 0);
+  snprintf(path, sizeof path, "%s/par/summary.json", g_dir);
+  text = slurp_text(path);
+  sum = text ? cJSON_Parse(text) : NULL;
+  const cJSON *ar = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sum, "sets"), "arithmetic");
+  CHECK(ar != NULL);
+  if (ar) {
+    CHECK_NEAR(cJSON_GetObjectItemCaseSensitive(ar, "speedup")->valuedouble, 1.0, 1e-9);
+    CHECK_NEAR(cJSON_GetObjectItemCaseSensitive(ar, "mean_critical_path_tokens")->valuedouble,
+               cJSON_GetObjectItemCaseSensitive(ar, "mean_completion_tokens")->valuedouble, 1e-9);
+  }
+  cJSON_Delete(sum);
+  free(text);
+}
+
 TEST(unknown_set_is_a_clear_error) {
   char cmd[4096], path[1200];
   snprintf(cmd, sizeof cmd, "'%s' eval configs/quickstart.yaml --sets gsm9k --out '%s/bad' > '%s/bad.log' 2>&1",
@@ -217,6 +256,7 @@ int main(int argc, char **argv) {
   setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
   RUN(eval_writes_consistent_summary_and_samples);
   RUN(adaptive_and_search_rows);
+  RUN(revise_rounds_and_parallel_threads);
   RUN(unknown_set_is_a_clear_error);
   int rc = test_summary();
   if (rc == 0) {
