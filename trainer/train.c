@@ -840,17 +840,26 @@ static void disagg_work(run *r, int B, int max_new, uint32_t version, uint32_t s
                       .golds = golds};
 }
 
-/* rc: trainer 0's status collecting the results into outs / rew. */
-static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, model_ids *pids, rollout_group *groups,
-                          rollout_output *outs, int32_t *tok, float *lps, float *slps, uint8_t *forced, float *rew,
+/* rc: trainer 0's status collecting a round's B groups into slots base..
+ * of outs / rew (base: this trainer's kept groups so far). Shares them with
+ * every trainer, then keeps groups in global order until B are kept (with
+ * dynamic sampling only those whose rewards differ), each trainer taking
+ * the kept groups g with g % T == its rank into slots base, base + 1, ...
+ * (as colocated ranks do). *n_new: the groups this trainer kept. */
+static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, int base, model_ids *pids,
+                          rollout_group *groups, rollout_output *outs, int32_t *tok, float *lps, float *slps,
+                          uint8_t *forced, float *rew, int first_round, int dynamic, int *kept_global, int *n_new,
                           trainer_adv_stats *ast_all, double *len_sum, double *clipped, const float *weights,
                           float *adv_scratch, double *scratch, grpo_error *err) {
+  *n_new = 0;
+  rollout_output *o = outs + (size_t)base * G;
+  float *rw = rew + (size_t)base * G * F;
   int32_t *meta = malloc(sizeof(int32_t) * 3 * (size_t)B * G);
   if (!rc && !meta) rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
   for (int q = 0; !rc && r->rank == 0 && q < B * G; q++) {
-    meta[3 * q] = outs[q].n;
-    meta[3 * q + 1] = outs[q].finish;
-    meta[3 * q + 2] = outs[q].truncated;
+    meta[3 * q] = o[q].n;
+    meta[3 * q + 1] = o[q].finish;
+    meta[3 * q + 2] = o[q].truncated;
   }
   MPI_Bcast(&rc, 1, MPI_INT, 0, r->comm);
   if (rc) {
@@ -859,51 +868,67 @@ static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, mode
     return rc;
   }
   if (r->world > 1) {
-    size_t n = (size_t)B * G * max_new;
-    MPI_Bcast(tok, (int)n, MPI_INT32_T, 0, r->comm);
-    MPI_Bcast(lps, (int)n, MPI_FLOAT, 0, r->comm);
-    MPI_Bcast(slps, (int)n, MPI_FLOAT, 0, r->comm);
-    MPI_Bcast(forced, (int)n, MPI_UINT8_T, 0, r->comm);
+    size_t n = (size_t)B * G * max_new, at = (size_t)base * G * max_new;
+    MPI_Bcast(tok + at, (int)n, MPI_INT32_T, 0, r->comm);
+    MPI_Bcast(lps + at, (int)n, MPI_FLOAT, 0, r->comm);
+    MPI_Bcast(slps + at, (int)n, MPI_FLOAT, 0, r->comm);
+    MPI_Bcast(forced + at, (int)n, MPI_UINT8_T, 0, r->comm);
     MPI_Bcast(meta, 3 * B * G, MPI_INT32_T, 0, r->comm);
-    MPI_Bcast(rew, B * G * F, MPI_FLOAT, 0, r->comm);
+    MPI_Bcast(rw, B * G * F, MPI_FLOAT, 0, r->comm);
     for (int q = 0; q < B * G; q++) {
-      outs[q].n = meta[3 * q];
-      outs[q].finish = (rollout_finish)meta[3 * q + 1];
-      outs[q].truncated = meta[3 * q + 2];
+      o[q].n = meta[3 * q];
+      o[q].finish = (rollout_finish)meta[3 * q + 1];
+      o[q].truncated = meta[3 * q + 2];
     }
   }
   /* every trainer's metrics are summed later: count the completions once */
   for (int q = 0; r->rank == 0 && q < B * G; q++) {
-    *len_sum += outs[q].n;
-    *clipped += outs[q].truncated;
+    *len_sum += o[q].n;
+    *clipped += o[q].truncated;
   }
   trainer_adv_options ao0 = {TRAINER_SCALE_NONE, TRAINER_STD_UNBIASED, TRAINER_SUM_THEN_NORMALIZE, 0};
-  trainer_advantages(rew, B, G, F, weights, &ao0, NULL, adv_scratch, scratch, ast_all);
-  /* keep this trainer's groups in slots 0..: group l*T + rank -> slot l */
+  if (first_round) trainer_advantages(rw, B, G, F, weights, &ao0, NULL, adv_scratch, scratch, ast_all);
   step_slots sl = {pids, groups, outs, NULL, rew, G, F, NULL};
-  for (int l = 0, g = r->rank; g < B; l++, g += r->world) move_group(&sl, g, l);
+  float *tot = adv_scratch; /* free until the step's advantages */
+  for (int g = 0; g < B; g++) {
+    for (int j = 0; j < G; j++) {
+      double t = 0;
+      int any = 0;
+      for (int k = 0; k < F; k++) {
+        float v = rw[((size_t)g * G + j) * F + k];
+        if (!isnan(v)) t += weights[k] * v, any = 1;
+      }
+      tot[j] = any ? (float)t : NAN;
+    }
+    if (*kept_global >= B || (dynamic && trainer_group_is_degenerate(tot, G))) continue;
+    if ((*kept_global)++ % r->world != r->rank) continue;
+    move_group(&sl, base + g, base + *n_new);
+    (*n_new)++;
+  }
   free(meta);
   return GRPO_OK;
 }
 
-/* One on-policy disaggregated round: prepare, dispatch, collect. */
+/* One on-policy disaggregated round into slots base..: prepare, dispatch,
+ * collect. */
 static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_item *items, int B, int G,
-                               int F, int max_new, model_ids *pids, rollout_group *groups, const char **golds,
-                               rollout_output *outs, int32_t *tok, float *lps, float *slps, uint8_t *forced,
-                               float *rew, rollout_engine_stats *est, trainer_adv_stats *ast_all,
-                               double *len_sum, double *clipped, const float *weights, float *adv_scratch,
-                               double *scratch, grpo_error *err) {
-  int rc = disagg_prepare(r, items, B, G, pids, groups, golds, err);
+                               int F, int max_new, int base, model_ids *pids, rollout_group *groups,
+                               const char **golds, rollout_output *outs, int32_t *tok, float *lps, float *slps,
+                               uint8_t *forced, float *rew, int first_round, int dynamic, int *kept_global,
+                               int *n_new, rollout_engine_stats *est, trainer_adv_stats *ast_all, double *len_sum,
+                               double *clipped, const float *weights, float *adv_scratch, double *scratch,
+                               grpo_error *err) {
+  int rc = disagg_prepare(r, items, B, G, pids + base, groups + base, golds, err);
   if (!rc && r->rank == 0) {
     rollout_work w;
-    disagg_work(r, B, max_new, (uint32_t)r->step, (uint32_t)r->step, groups, golds, &w);
-    rollout_results res = {outs, rew, F, 0, 0};
+    disagg_work(r, B, max_new, (uint32_t)r->step, (uint32_t)r->step, groups + base, golds, &w);
+    rollout_results res = {outs + (size_t)base * G, rew + (size_t)base * G * F, F, 0, 0};
     rc = rollout_dispatch(cl, &w, &res, err);
     est->decode_tokens += res.worker_tokens;
     est->seconds += res.worker_seconds;
   }
-  return disagg_collect(r, rc, B, G, F, max_new, pids, groups, outs, tok, lps, slps, forced, rew, ast_all, len_sum, clipped,
-                        weights, adv_scratch, scratch, err);
+  return disagg_collect(r, rc, B, G, F, max_new, base, pids, groups, outs, tok, lps, slps, forced, rew, first_round,
+                        dynamic, kept_global, n_new, ast_all, len_sum, clipped, weights, adv_scratch, scratch, err);
 }
 
 /* A rollout worker's scorer: decode, then the reward registry. */
@@ -1042,10 +1067,14 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   if (cfg->rollout.adaptive_group_size && cfg->rollout.adaptive_pilot > cfg->rollout.num_generations)
     return GRPO_FAIL(err, GRPO_EINVAL, "rollout.adaptive_pilot (%ld) is above rollout.num_generations (%ld)",
                      (long)cfg->rollout.adaptive_pilot, (long)cfg->rollout.num_generations);
-  if (disagg && (cfg->rollout.parallel_threads || cfg->trainer.dynamic_sampling))
+  if (disagg && cfg->rollout.parallel_threads)
     return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
-                     "distributed.mode: disaggregated does not combine with rollout.parallel_threads or "
-                     "trainer.dynamic_sampling yet; use colocated for those");
+                     "distributed.mode: disaggregated does not combine with rollout.parallel_threads yet; use "
+                     "colocated for P-GRPO");
+  if (cfg->distributed.off_policy_steps > 0 && cfg->trainer.dynamic_sampling)
+    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
+                     "distributed.off_policy_steps does not combine with trainer.dynamic_sampling yet (a step may "
+                     "need several generation rounds)");
   run r;
   int rc = run_open(&r, cfg, comm, 1, err);
   /* disaggregated: ranks [0, T) train, ranks [T, N) generate and score */
@@ -1186,24 +1215,26 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       double tr = grpo_now_seconds();
       rounds++;
       if (disagg) {
+        int n_new = 0;
         if (next.pending) {
           /* one step off-policy: these rollouts were generated during the
            * last update, with the weights from before it */
           next.pending = 0;
           est.decode_tokens += next.res.worker_tokens;
           est.seconds += next.res.worker_seconds;
-          rc = disagg_collect(&r, next.rc0, B, G, F, max_new, pids, groups, outs, tok, lps, slps, forced, rew_local,
-                              &ast_all, &len_sum, &clipped, weights, adv_all, scratch, err);
+          rc = disagg_collect(&r, next.rc0, B, G, F, max_new, 0, pids, groups, outs, tok, lps, slps, forced,
+                              rew_local, 1, 0, &kept_global, &n_new, &ast_all, &len_sum, &clipped, weights, adv_all,
+                              scratch, err);
         } else {
           source_next(&r.src, B, items);
-          rc = disaggregated_round(&r, &cl, items, B, G, F, max_new, pids, groups, golds, outs, tok, lps, slps,
-                                   forced, rew_local, &est, &ast_all, &len_sum, &clipped, weights, adv_all, scratch, err);
+          rc = disaggregated_round(&r, &cl, items, B, G, F, max_new, kept, pids, groups, golds, outs, tok, lps, slps,
+                                   forced, rew_local, round == 0, dynamic, &kept_global, &n_new, &est, &ast_all,
+                                   &len_sum, &clipped, weights, adv_all, scratch, err);
         }
-        kept = B / r.world + (r.rank < B % r.world ? 1 : 0);
-        kept_global = B;
-        for (int l = 0; l < kept; l++) drawn[l] = G;
+        for (int l = kept; l < kept + n_new; l++) drawn[l] = G;
+        kept += n_new;
         t_rollout += grpo_now_seconds() - tr;
-        break;
+        continue;
       }
       source_next(&r.src, B, items);
       int used = 0;

@@ -50,7 +50,7 @@ TEST(reward_rises_on_two_ranks) {
 
 /* 1 trainer + 1 rollout worker trains the same weights as 1 colocated rank:
  * the worker samples with the broadcast weights and the keyed RNG. */
-static void disaggregated_vs_colocated(const char *name, const char *extra) {
+static void disaggregated_vs_colocated(const char *name, const char *extra, const char *extra2) {
   char dis[512], col[512], od[600], oc[600];
   snprintf(dis, sizeof dis, "%s/disagg_%s", g_tmp, name);
   snprintf(col, sizeof col, "%s/coloc_%s", g_tmp, name);
@@ -59,7 +59,7 @@ static void disaggregated_vs_colocated(const char *name, const char *extra) {
   grpo_error err = {0};
   grpo_config cfg;
   const char *e2[] = {od, "trainer.max_steps=3", "distributed.mode=disaggregated",
-                      "distributed.rollout_ranks=1", extra, NULL};
+                      "distributed.rollout_ranks=1", extra, extra2, NULL};
   CHECK_EQ_INT(train_config(&cfg, e2, &err), GRPO_OK);
   trainer_summary s;
   int rc = trainer_train(&cfg, MPI_COMM_WORLD, &s, &err);
@@ -68,20 +68,40 @@ static void disaggregated_vs_colocated(const char *name, const char *extra) {
   MPI_Barrier(MPI_COMM_WORLD);
   if (g_rank != 0) return;
   CHECK_EQ_INT(s.steps_done, 3);
-  const char *e1[] = {oc, "trainer.max_steps=3", extra, NULL};
+  const char *e1[] = {oc, "trainer.max_steps=3", extra, extra2, NULL};
   CHECK_EQ_INT(train_config(&cfg, e1, &err), GRPO_OK);
   CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_SELF, NULL, &err), GRPO_OK);
   grpo_config_free(&cfg);
   double worst = max_weight_diff(dis, col);
   CHECK_MSG(worst >= 0 && worst < 1e-5, "%s: largest weight difference %g", name, worst);
+  if (extra2) { /* dynamic sampling: it took more than one round */
+    char path[700];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dis);
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    int multi = 0;
+    while (f && fgets(line, sizeof line, f)) {
+      const char *p = strstr(line, "\"dynamic_sampling/rounds\": ");
+      if (p && atof(p + 27) > 1) multi = 1;
+    }
+    if (f) fclose(f);
+    CHECK_MSG(multi, "%s: every step took one generation round", name);
+  }
 }
 
-TEST(disaggregated_equals_colocated) { disaggregated_vs_colocated("plain", NULL); }
+TEST(disaggregated_equals_colocated) { disaggregated_vs_colocated("plain", NULL, NULL); }
 
 /* budget forcing on the workers: the injected tokens' mask travels back, so
  * the trainer leaves them out of the loss as a colocated run does */
 TEST(disaggregated_budget_forcing_equals_colocated) {
-  disaggregated_vs_colocated("budget", "rollout.max_thinking_tokens=4");
+  disaggregated_vs_colocated("budget", "rollout.max_thinking_tokens=4", NULL);
+}
+
+/* DAPO dynamic sampling over worker rounds (a reward under which some
+ * groups come back all equal): the same groups are kept */
+TEST(disaggregated_dynamic_sampling_equals_colocated) {
+  disaggregated_vs_colocated("dynamic", "reward.functions=[{name: length, options: {mode: target, target_length: 23, tolerance: 3}}]",
+                             "trainer.dynamic_sampling=true");
 }
 
 /* distributed.off_policy_steps=1 (1 trainer + 1 worker): the step after a
@@ -129,6 +149,8 @@ int main(int argc, char **argv) {
   RUN(disaggregated_equals_colocated);
   MPI_Barrier(MPI_COMM_WORLD);
   RUN(disaggregated_budget_forcing_equals_colocated);
+  MPI_Barrier(MPI_COMM_WORLD);
+  RUN(disaggregated_dynamic_sampling_equals_colocated);
   MPI_Barrier(MPI_COMM_WORLD);
   RUN(off_policy_resumes_exactly);
   int failed = test_cases_failed_, any = 0;
