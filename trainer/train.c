@@ -177,6 +177,7 @@ typedef struct run {
   uint64_t rewind_counter;
   uint32_t rewind_epoch, rewind_index;
   double peak_flops;             /* sum over the ranks of comm, for the mfu metric */
+  double t_sync;                 /* seconds in gradient all-reduce and weight broadcast this step */
   long step;
   prompt_source src;
   trainer_eval_set *evals;
@@ -682,7 +683,9 @@ static int train_sequences(run *r, const seq_ref *seqs, int n, const trainer_los
 /* All-reduce, clip and step. Returns 1 when the step was skipped (non-finite). */
 static int optimizer_step(run *r, double *grad_norm, double *lr, grpo_error *err) {
   model_params *p = &r->s.params;
+  double t0 = grpo_now_seconds();
   int rc = optim_allreduce_sum(p->grad, p->total, r->comm, 0, err);
+  r->t_sync += grpo_now_seconds() - t0;
   if (rc) return -rc;
   double norm = optim_grad_norm(r->s.be, p->grad, p->total);
   *grad_norm = norm;
@@ -1470,7 +1473,9 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       r.rewind = 0;
     }
     if (disagg && r.rank == 0) {
+      double t0 = grpo_now_seconds();
       rc = rollout_broadcast_weights(&cl, (uint32_t)r.step, r.s.params.data, r.s.params.total, err);
+      r.t_sync += grpo_now_seconds() - t0;
       if (rc) break;
     }
     if (skipped) {
@@ -1536,6 +1541,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     trainer_metrics_set(mt, "num_tokens", norm.n_tokens);
     trainer_metrics_set(mt, "timing/rollout", t_rollout);
     trainer_metrics_set(mt, "timing/train", t_train);
+    trainer_metrics_set(mt, "timing/sync", r.t_sync);
+    r.t_sync = 0;
     trainer_metrics_set(mt, "rollout_tokens_per_second", est.seconds > 0 ? est.decode_tokens / est.seconds : 0);
     trainer_metrics_set(mt, "train_tokens_per_second", t_train > 0 ? norm.n_tokens / t_train : 0);
     record_mfu(&r, t_train);
@@ -1722,6 +1729,8 @@ int trainer_sft(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summary,
     trainer_metrics_set(&r.metrics, "learning_rate", lr);
     trainer_metrics_set(&r.metrics, "num_tokens", tokens);
     record_mfu(&r, grpo_now_seconds() - ts);
+    trainer_metrics_set(&r.metrics, "timing/sync", r.t_sync);
+    r.t_sync = 0;
     trainer_metrics_set(&r.metrics, "step_time", grpo_now_seconds() - ts);
     trainer_metrics_flush(&r.metrics, r.step);
     char line[96];

@@ -28,6 +28,7 @@ TEST(reward_rises) {
   /* against the sgemm peak measured at start */
   double mfu = last_metric(dir, "mfu");
   CHECK_MSG(mfu > 0 && mfu <= 1, "mfu %g", mfu);
+  CHECK(last_metric(dir, "timing/sync") >= 0); /* present (one rank: next to nothing) */
   char path[700];
   const char *files[] = {"metrics.jsonl", "config.yaml", "summary.json", "checkpoints/latest"};
   for (int i = 0; i < 4; i++) {

@@ -46,6 +46,20 @@ TEST(reward_rises_on_two_ranks) {
   CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, &s, &err), GRPO_OK);
   CHECK_MSG(s.reward_last > s.reward_first + 0.2, "reward %g -> %g", s.reward_first, s.reward_last);
   grpo_config_free(&cfg);
+  /* the gradient all-reduce is timed: timing/sync > 0 and within the step */
+  if (g_rank == 0) {
+    char path[700], line[8192];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    double sync = -1, step = -1;
+    while (f && fgets(line, sizeof line, f)) {
+      const char *p = strstr(line, "\"timing/sync\": "), *q = strstr(line, "\"step_time\": ");
+      if (p) sync = atof(p + 15);
+      if (q) step = atof(q + 13);
+    }
+    if (f) fclose(f);
+    CHECK_MSG(sync > 0 && sync < step, "timing/sync %g of step_time %g", sync, step);
+  }
 }
 
 /* 1 trainer + 1 rollout worker trains the same weights as 1 colocated rank:
