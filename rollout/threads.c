@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,4 +287,83 @@ int rollout_tw_complete(rollout_tw *t, int thread, const int32_t *ids, const flo
   for (int k = 0; k < t->n_threads; k++)
     if (!t->thread_done[k]) return GRPO_OK;
   return join(t, err);
+}
+
+/* ---- shipping a finished trajectory ------------------------------------------------ */
+
+static size_t seq_bytes(int n) { return sizeof(int32_t) + (size_t)n * (sizeof(int32_t) + 1 + sizeof(float)); }
+
+size_t rollout_tw_packed_size(const rollout_tw *t) {
+  size_t s = 5 * sizeof(int32_t) + seq_bytes(t->combined.n);
+  for (int b = 0; b < t->n_branches; b++) s += seq_bytes(t->branches[b].n);
+  return s;
+}
+
+static unsigned char *put_seq(unsigned char *o, const rollout_tw_seq *q) {
+  int32_t n = q->n;
+  memcpy(o, &n, sizeof n), o += sizeof n;
+  memcpy(o, q->ids, sizeof(int32_t) * (size_t)n), o += sizeof(int32_t) * (size_t)n;
+  memcpy(o, q->mask, (size_t)n), o += n;
+  memcpy(o, q->logprob, sizeof(float) * (size_t)n), o += sizeof(float) * (size_t)n;
+  return o;
+}
+
+void rollout_tw_pack(const rollout_tw *t, unsigned char *out) {
+  int32_t hdr[5] = {t->n_prompt, t->n_branches, (int32_t)t->finish, t->truncated, t->generated};
+  memcpy(out, hdr, sizeof hdr);
+  unsigned char *o = put_seq(out + sizeof hdr, &t->combined);
+  for (int b = 0; b < t->n_branches; b++) o = put_seq(o, &t->branches[b]);
+}
+
+/* Reads one view into q (exact-size arrays); 0 when the bytes run short. */
+static int get_seq(const unsigned char **p, const unsigned char *end, rollout_tw_seq *q) {
+  int32_t n;
+  if ((size_t)(end - *p) < sizeof n) return 0;
+  memcpy(&n, *p, sizeof n);
+  if (n < 0 || (size_t)(end - *p - (ptrdiff_t)sizeof n) / (sizeof(int32_t) + 1 + sizeof(float)) < (size_t)n) return 0;
+  *p += sizeof n;
+  size_t m = (size_t)n ? (size_t)n : 1;
+  q->ids = malloc(sizeof(int32_t) * m);
+  q->mask = malloc(m);
+  q->logprob = malloc(sizeof(float) * m);
+  if (!q->ids || !q->mask || !q->logprob) return -1;
+  memcpy(q->ids, *p, sizeof(int32_t) * (size_t)n), *p += sizeof(int32_t) * (size_t)n;
+  memcpy(q->mask, *p, (size_t)n), *p += n;
+  memcpy(q->logprob, *p, sizeof(float) * (size_t)n), *p += sizeof(float) * (size_t)n;
+  q->n = n;
+  return 1;
+}
+
+int rollout_tw_unpack(rollout_tw *t, const unsigned char *in, size_t n, size_t *used, grpo_error *err) {
+  memset(t, 0, sizeof *t);
+  const unsigned char *p = in, *end = in + n;
+  int32_t hdr[5];
+  if (n < sizeof hdr) return GRPO_FAIL(err, GRPO_EFORMAT, "trajectory: %zu bytes, too short", n);
+  memcpy(hdr, p, sizeof hdr);
+  p += sizeof hdr;
+  if (hdr[0] <= 0 || hdr[1] < 0 || hdr[1] > 1 << 20)
+    return GRPO_FAIL(err, GRPO_EFORMAT, "trajectory: bad header (prompt %d, branches %d)", hdr[0], hdr[1]);
+  int ok = get_seq(&p, end, &t->combined);
+  if (ok == 1 && hdr[1] > 0) {
+    t->branches = calloc((size_t)hdr[1], sizeof *t->branches);
+    ok = t->branches ? 1 : -1;
+    t->cap_branches = hdr[1];
+    for (int b = 0; ok == 1 && b < hdr[1]; b++) {
+      ok = get_seq(&p, end, &t->branches[b]);
+      t->n_branches = b + (ok != 0); /* what rollout_tw_free must release */
+    }
+  }
+  if (ok == 1 && hdr[0] > t->combined.n) ok = 0;
+  if (ok != 1) {
+    rollout_tw_free(t);
+    return ok < 0 ? GRPO_FAIL(err, GRPO_ENOMEM, "trajectory: out of memory")
+                  : GRPO_FAIL(err, GRPO_EFORMAT, "trajectory: bytes end inside a view, or the prompt is longer than it");
+  }
+  t->n_prompt = hdr[0];
+  t->finish = (rollout_finish)hdr[2];
+  t->truncated = hdr[3];
+  t->generated = hdr[4];
+  t->state = ROLLOUT_TW_DONE;
+  if (used) *used = (size_t)(p - in);
+  return GRPO_OK;
 }

@@ -29,6 +29,7 @@
 #ifndef GRPO_ROLLOUT_THREADS_H
 #define GRPO_ROLLOUT_THREADS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -119,6 +120,16 @@ int rollout_tw_pending(const rollout_tw *t, rollout_tw_request *reqs, int max);
  * be NULL), how it ended, and the decoded text. */
 int rollout_tw_complete(rollout_tw *t, int thread, const int32_t *ids, const float *logprobs, int n,
                         rollout_finish fin, const char *text, grpo_error *err);
+
+/* A finished trajectory as bytes, for shipping between ranks: what the
+ * trainer packs (prompt length, the combined and branch views with masks and
+ * logprobs) and how it ended. rollout_tw_pack writes rollout_tw_packed_size
+ * bytes; rollout_tw_unpack rebuilds a DONE trajectory (it decodes no
+ * further; rollout_tw_free releases it) and says how many bytes it read.
+ * Malformed bytes are an error, never an out-of-bounds read. */
+size_t rollout_tw_packed_size(const rollout_tw *t);
+void rollout_tw_pack(const rollout_tw *t, unsigned char *out);
+int rollout_tw_unpack(rollout_tw *t, const unsigned char *in, size_t n, size_t *used, grpo_error *err);
 
 
 #endif

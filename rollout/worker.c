@@ -117,11 +117,11 @@ typedef struct work_header {
   uint32_t version, step;
   uint64_t seed;
   rollout_sampling sampling;
-  int32_t max_new, n_groups;
+  int32_t max_new, n_groups, parallel, pad_;
 } work_header;
 
 static int pack_work(wire *m, const rollout_work *w, const int *order, int first, int count) {
-  work_header h = {w->weight_version, w->step, w->seed, w->sampling, w->max_new_tokens, count};
+  work_header h = {w->weight_version, w->step, w->seed, w->sampling, w->max_new_tokens, count, w->parallel, 0};
   int ok = PUT(m, h);
   for (int i = first; i < first + count && ok; i++) {
     int g = order[i];
@@ -164,10 +164,32 @@ static int unpack_results(wire *m, const rollout_work *w, const int *base, rollo
     result_header h;
     GET(m, h);
     if (m->bad || h.group < 0 || h.group >= w->n_groups || h.sample < 0 ||
-        h.sample >= w->groups[h.group].n_samples || h.n < 0 || h.n > w->max_new_tokens ||
+        h.sample >= w->groups[h.group].n_samples || h.n < 0 || (!w->parallel && h.n > w->max_new_tokens) ||
         h.n_rewards != res->n_rewards)
       return GRPO_FAIL(err, GRPO_EMPI, "rollout worker rank %d sent a malformed result", src);
     rollout_output *o = &res->outs[base[h.group] + h.sample];
+    if (w->parallel) {
+      int64_t bytes;
+      GET(m, bytes);
+      const unsigned char *tb = bytes >= 0 ? wire_view(m, (size_t)bytes) : NULL;
+      rollout_tw *t = res->trajs ? &res->trajs[base[h.group] + h.sample] : NULL;
+      if (!tb || !t)
+        return GRPO_FAIL(err, GRPO_EMPI, "rollout worker rank %d sent a malformed trajectory", src);
+      rollout_tw_free(t);
+      int rc = rollout_tw_unpack(t, tb, (size_t)bytes, NULL, err);
+      if (rc) {
+        grpo_error_prefix(err, "rollout worker rank %d", src);
+        return rc;
+      }
+      wire_get(m, res->rewards + (size_t)(base[h.group] + h.sample) * res->n_rewards,
+               sizeof(float) * (size_t)h.n_rewards);
+      o->n = h.n;
+      o->finish = (rollout_finish)h.finish;
+      o->truncated = h.truncated;
+      o->prompt_index = w->groups[h.group].prompt_index;
+      o->sample_index = (uint32_t)h.sample;
+      continue;
+    }
     wire_get(m, o->ids, sizeof(int32_t) * (size_t)h.n);
     wire_get(m, o->logprobs, sizeof(float) * (size_t)h.n);
     if (o->sampler_logprobs)
@@ -331,6 +353,8 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
   GET(in, h);
   if (in->bad || h.n_groups < 0 || h.max_new <= 0)
     return GRPO_FAIL(err, GRPO_EMPI, "malformed work item");
+  if (h.parallel && !o->tw)
+    return GRPO_FAIL(err, GRPO_EINVAL, "parallel (ThreadWeaver) work sent to a worker without fork/join options");
   if (h.version != have_version)
     return GRPO_FAIL(err, GRPO_EINVAL, "work needs weights version %u but this worker holds %u",
                      h.version, have_version);
@@ -367,6 +391,9 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
   int32_t *ids = NULL;
   float *lps = NULL, *slps = NULL, *rewards = NULL;
   uint8_t *forced = NULL;
+  rollout_tw *trajs = NULL;
+  if (!rc && h.parallel && !(trajs = calloc((size_t)total + 1, sizeof *trajs)))
+    rc = GRPO_FAIL(err, GRPO_ENOMEM, "worker: out of memory for %d trajectories", total);
   if (!rc) {
     size_t T = (size_t)total, L = (size_t)h.max_new;
     outs = calloc(T + 1, sizeof *outs);
@@ -391,12 +418,27 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
                                  .stop_strings = o->stop_strings, .n_stop_strings = o->n_stop_strings,
                                  .piece = o->piece, .piece_ctx = o->piece_ctx,
                                  .vocab_limit = o->vocab_limit, .budget = o->budget};
-    rc = rollout_engine_generate(o->engine, &eo, groups, n, outs, &st, err);
+    if (h.parallel) {
+      rollout_tw_options two = *o->tw;
+      rc = rollout_engine_generate_parallel(o->engine, &eo, &two, groups, n, trajs, &st, err);
+      /* the response of each trajectory, as a completion */
+      for (int k = 0; !rc && k < total; k++) {
+        const rollout_tw *t = &trajs[k];
+        outs[k].n = t->combined.n - t->n_prompt;
+        outs[k].finish = t->finish;
+        outs[k].truncated = t->truncated;
+        outs[k].ids = t->combined.ids + t->n_prompt;
+      }
+    } else {
+      rc = rollout_engine_generate(o->engine, &eo, groups, n, outs, &st, err);
+    }
   }
   for (int i = 0, k = 0; !rc && i < n; i++)
     for (int j = 0; j < groups[i].n_samples && !rc; j++, k++)
       rc = o->score(o->score_ctx, golds[i], outs[k].ids, outs[k].n, outs[k].truncated,
                     rewards + (size_t)k * o->n_rewards, err);
+  size_t tw_cap = 0;
+  unsigned char *tw_buf = NULL;
   wire m = {0};
   if (!rc) {
     int32_t count = total;
@@ -406,6 +448,22 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
     for (int i = 0, k = 0; ok && i < n; i++)
       for (int j = 0; j < groups[i].n_samples && ok; j++, k++) {
         result_header rh = {gidx[i], j, outs[k].n, outs[k].finish, outs[k].truncated, o->n_rewards};
+        if (h.parallel) {
+          int64_t bytes = (int64_t)rollout_tw_packed_size(&trajs[k]);
+          if ((size_t)bytes > tw_cap) {
+            unsigned char *nb = realloc(tw_buf, (size_t)bytes);
+            if (!nb) {
+              ok = 0;
+              break;
+            }
+            tw_buf = nb;
+            tw_cap = (size_t)bytes;
+          }
+          rollout_tw_pack(&trajs[k], tw_buf);
+          ok = PUT(&m, rh) && PUT(&m, bytes) && wire_put(&m, tw_buf, (size_t)bytes) &&
+               wire_put(&m, rewards + (size_t)k * o->n_rewards, sizeof(float) * (size_t)o->n_rewards);
+          continue;
+        }
         ok = PUT(&m, rh) && wire_put(&m, outs[k].ids, sizeof(int32_t) * (size_t)outs[k].n) &&
              wire_put(&m, outs[k].logprobs, sizeof(float) * (size_t)outs[k].n) &&
              wire_put(&m, outs[k].sampler_logprobs, sizeof(float) * (size_t)outs[k].n) &&
@@ -431,6 +489,9 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
   free(slps);
   free(rewards);
   free(forced);
+  free(tw_buf);
+  for (int k = 0; trajs && k < total; k++) rollout_tw_free(&trajs[k]);
+  free(trajs);
   return rc;
 }
 

@@ -31,7 +31,8 @@
 
 #include "rollout/engine.h"
 
-/* Scores one completion into rewards[n_rewards] (NaN = unscorable). */
+/* Scores one completion (for parallel work: the joined response of a
+ * trajectory, tags kept) into rewards[n_rewards] (NaN = unscorable). */
 typedef int (*rollout_score_fn)(void *ctx, const char *gold, const int32_t *ids, int n,
                                 int truncated, float *rewards, grpo_error *err);
 
@@ -44,6 +45,7 @@ typedef struct rollout_work {
   int n_groups;
   const rollout_group *groups;
   const char *const *golds;      /* one per group (may be NULL: "") */
+  int parallel;                  /* ThreadWeaver trajectories (rollout_engine_generate_parallel) */
 } rollout_work;
 
 /* Where rank 0 collects results: arrays in group order (sum of n_samples
@@ -55,6 +57,9 @@ typedef struct rollout_results {
   int n_rewards;
   double worker_seconds;         /* summed generation time over workers */
   long worker_tokens;
+  rollout_tw *trajs;             /* parallel work: the trajectories (rollout_tw_free
+                                    each); outs[i].n / finish / truncated still
+                                    describe the response, outs[i] buffers unused */
 } rollout_results;
 
 /* The world layout: comm, trainer count T; workers are ranks T..size-1.
@@ -105,6 +110,7 @@ typedef struct rollout_worker_options {
   int n_rewards;
   rollout_budget_forcing budget; /* budget forcing; all zero = off. Results carry
                                     each completion's forced mask either way. */
+  const rollout_tw_options *tw;  /* fork/join limits for parallel work; NULL: refused */
 } rollout_worker_options;
 
 /* Serves until shutdown. On a local failure it reports to rank 0 and

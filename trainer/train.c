@@ -840,7 +840,42 @@ static void disagg_work(run *r, int B, int max_new, uint32_t version, uint32_t s
   trainer_session_engine_options(&r->s, 0, 0, &eo);
   *w = (rollout_work){.weight_version = version, .step = step, .seed = (uint64_t)r->cfg->seed,
                       .sampling = eo.sampling, .max_new_tokens = max_new, .n_groups = B, .groups = groups,
-                      .golds = golds};
+                      .golds = golds, .parallel = r->cfg->rollout.parallel_threads};
+}
+
+/* Trainer 0's trajectories to the other trainers (the same bytes the
+ * workers sent). */
+static int bcast_trajectories(run *r, rollout_tw *t, int n, grpo_error *err) {
+  int64_t total = 0;
+  for (int q = 0; r->rank == 0 && q < n; q++) total += (int64_t)rollout_tw_packed_size(&t[q]);
+  MPI_Bcast(&total, 1, MPI_INT64_T, 0, r->comm);
+  unsigned char *buf = malloc((size_t)total + 1);
+  int rc = buf ? GRPO_OK : GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory for %lld bytes of trajectories",
+                                      (long long)total);
+  int bad = rc != GRPO_OK, any = 0;
+  MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, r->comm);
+  if (any) {
+    free(buf);
+    return rc ? rc : GRPO_FAIL(err, GRPO_ENOMEM, "trainer: another rank is out of memory for trajectories");
+  }
+  size_t at = 0;
+  for (int q = 0; r->rank == 0 && q < n; q++) {
+    rollout_tw_pack(&t[q], buf + at);
+    at += rollout_tw_packed_size(&t[q]);
+  }
+  for (int64_t off = 0; off < total; off += 1 << 30) {
+    int len = (int)(total - off < (1 << 30) ? total - off : (1 << 30));
+    MPI_Bcast(buf + off, len, MPI_BYTE, 0, r->comm);
+  }
+  at = 0;
+  for (int q = 0; !rc && r->rank != 0 && q < n; q++) {
+    size_t used = 0;
+    rollout_tw_free(&t[q]);
+    rc = rollout_tw_unpack(&t[q], buf + at, (size_t)total - at, &used, err);
+    at += used;
+  }
+  free(buf);
+  return rc;
 }
 
 /* rc: trainer 0's status collecting a round's B groups into slots base..
@@ -850,8 +885,8 @@ static void disagg_work(run *r, int B, int max_new, uint32_t version, uint32_t s
  * the kept groups g with g % T == its rank into slots base, base + 1, ...
  * (as colocated ranks do). *n_new: the groups this trainer kept. */
 static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, int base, model_ids *pids,
-                          rollout_group *groups, rollout_output *outs, int32_t *tok, float *lps, float *slps,
-                          uint8_t *forced, float *rew, int first_round, int dynamic, int *kept_global, int *n_new,
+                          rollout_group *groups, rollout_output *outs, rollout_tw *trajs, int32_t *tok, float *lps,
+                          float *slps, uint8_t *forced, float *rew, int first_round, int dynamic, int *kept_global, int *n_new,
                           trainer_adv_stats *ast_all, double *len_sum, double *clipped, const float *weights,
                           float *adv_scratch, double *scratch, grpo_error *err) {
   *n_new = 0;
@@ -883,6 +918,11 @@ static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, int 
       o[q].finish = (rollout_finish)meta[3 * q + 1];
       o[q].truncated = meta[3 * q + 2];
     }
+    if (trajs) rc = bcast_trajectories(r, trajs + (size_t)base * G, B * G, err);
+    if (rc) {
+      free(meta);
+      return rc;
+    }
   }
   /* every trainer's metrics are summed later: count the completions once */
   for (int q = 0; r->rank == 0 && q < B * G; q++) {
@@ -891,7 +931,7 @@ static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, int 
   }
   trainer_adv_options ao0 = {TRAINER_SCALE_NONE, TRAINER_STD_UNBIASED, TRAINER_SUM_THEN_NORMALIZE, 0};
   if (first_round) trainer_advantages(rw, B, G, F, weights, &ao0, NULL, adv_scratch, scratch, ast_all);
-  step_slots sl = {pids, groups, outs, NULL, rew, G, F, NULL};
+  step_slots sl = {pids, groups, outs, trajs, rew, G, F, NULL};
   float *tot = adv_scratch; /* free until the step's advantages */
   for (int g = 0; g < B; g++) {
     for (int j = 0; j < G; j++) {
@@ -916,7 +956,7 @@ static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, int 
  * collect. */
 static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_item *items, int B, int G,
                                int F, int max_new, int base, model_ids *pids, rollout_group *groups,
-                               const char **golds, rollout_output *outs, int32_t *tok, float *lps, float *slps,
+                               const char **golds, rollout_output *outs, rollout_tw *trajs, int32_t *tok, float *lps, float *slps,
                                uint8_t *forced, float *rew, int first_round, int dynamic, int *kept_global,
                                int *n_new, rollout_engine_stats *est, trainer_adv_stats *ast_all, double *len_sum,
                                double *clipped, const float *weights, float *adv_scratch, double *scratch,
@@ -925,12 +965,13 @@ static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_i
   if (!rc && r->rank == 0) {
     rollout_work w;
     disagg_work(r, B, max_new, (uint32_t)r->step, (uint32_t)r->step, groups + base, golds, &w);
-    rollout_results res = {outs + (size_t)base * G, rew + (size_t)base * G * F, F, 0, 0};
+    rollout_results res = {outs + (size_t)base * G, rew + (size_t)base * G * F, F, 0, 0,
+                           trajs ? trajs + (size_t)base * G : NULL};
     rc = rollout_dispatch(cl, &w, &res, err);
     est->decode_tokens += res.worker_tokens;
     est->seconds += res.worker_seconds;
   }
-  return disagg_collect(r, rc, B, G, F, max_new, base, pids, groups, outs, tok, lps, slps, forced, rew, first_round,
+  return disagg_collect(r, rc, B, G, F, max_new, base, pids, groups, outs, trajs, tok, lps, slps, forced, rew, first_round,
                         dynamic, kept_global, n_new, ast_all, len_sum, clipped, weights, adv_scratch, scratch, err);
 }
 
@@ -939,11 +980,29 @@ static int score_completion(void *ctx, const char *gold, const int32_t *ids, int
                             float *rewards, grpo_error *err) {
   run *r = ctx;
   model_text text = {0};
-  int rc = model_tokenizer_decode(r->s.tok, ids, (size_t)n, 1, &text, err);
-  if (rc) return rc;
   reward_input in;
   reward_input_init(&in);
-  in.completion = text.s ? text.s : "";
+  char *raw = NULL;
+  size_t raw_cap = 0;
+  int32_t *offs = NULL;
+  int rc;
+  if (r->cfg->rollout.parallel_threads) {
+    /* the joined response as the colocated path scores it: raw bytes with
+     * each token's offset (the acceleration reward counts tokens) */
+    offs = malloc(sizeof(int32_t) * (size_t)(n + 1));
+    rc = offs ? trainer_session_response_text(&r->s, ids, n, &raw, &raw_cap, offs, err)
+              : GRPO_FAIL(err, GRPO_ENOMEM, "worker: out of memory");
+    in.completion = raw ? raw : "";
+    in.token_offsets = offs;
+  } else {
+    rc = model_tokenizer_decode(r->s.tok, ids, (size_t)n, 1, &text, err);
+    in.completion = text.s ? text.s : "";
+  }
+  if (rc) {
+    free(raw);
+    free(offs);
+    return rc;
+  }
   in.n_tokens = n;
   in.gold = gold && *gold ? gold : NULL;
   in.truncated = truncated;
@@ -951,6 +1010,8 @@ static int score_completion(void *ctx, const char *gold, const int32_t *ids, int
   rc = reward_registry_score(r->reg, r->rs, &in, &res, err);
   for (int k = 0; !rc && k < reward_registry_count(r->reg); k++) rewards[k] = (float)res.scores[k];
   model_text_free(&text);
+  free(raw);
+  free(offs);
   return rc;
 }
 
@@ -972,6 +1033,9 @@ static int serve_rollouts(run *r, const rollout_cluster *cl, grpo_error *err) {
                               .score_ctx = r,
                               .n_rewards = reward_registry_count(r->reg),
                               .budget = eo.budget};
+  rollout_tw_options two;
+  trainer_session_tw_options(&r->s, &two);
+  if (r->cfg->rollout.parallel_threads) o.tw = &two;
   return rollout_worker_loop(cl, &o, err);
 }
 
@@ -1070,10 +1134,6 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   if (cfg->rollout.adaptive_group_size && cfg->rollout.adaptive_pilot > cfg->rollout.num_generations)
     return GRPO_FAIL(err, GRPO_EINVAL, "rollout.adaptive_pilot (%ld) is above rollout.num_generations (%ld)",
                      (long)cfg->rollout.adaptive_pilot, (long)cfg->rollout.num_generations);
-  if (disagg && cfg->rollout.parallel_threads)
-    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
-                     "distributed.mode: disaggregated does not combine with rollout.parallel_threads yet; use "
-                     "colocated for P-GRPO");
   if (cfg->distributed.off_policy_steps > 0 && cfg->trainer.dynamic_sampling)
     return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
                      "distributed.off_policy_steps does not combine with trainer.dynamic_sampling yet (a step may "
@@ -1225,16 +1285,17 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
           next.pending = 0;
           est.decode_tokens += next.res.worker_tokens;
           est.seconds += next.res.worker_seconds;
-          rc = disagg_collect(&r, next.rc0, B, G, F, max_new, 0, pids, groups, outs, tok, lps, slps, forced,
+          rc = disagg_collect(&r, next.rc0, B, G, F, max_new, 0, pids, groups, outs, trajs, tok, lps, slps, forced,
                               rew_local, 1, 0, &kept_global, &n_new, &ast_all, &len_sum, &clipped, weights, adv_all,
                               scratch, err);
         } else {
           source_next(&r.src, B, items);
-          rc = disaggregated_round(&r, &cl, items, B, G, F, max_new, kept, pids, groups, golds, outs, tok, lps, slps,
+          rc = disaggregated_round(&r, &cl, items, B, G, F, max_new, kept, pids, groups, golds, outs, trajs, tok, lps, slps,
                                    forced, rew_local, round == 0, dynamic, &kept_global, &n_new, &est, &ast_all,
                                    &len_sum, &clipped, weights, adv_all, scratch, err);
         }
         for (int l = kept; l < kept + n_new; l++) drawn[l] = G;
+        if (parallel && n_trajs < (kept + B) * G) n_trajs = (kept + B) * G; /* every slot of the round to free */
         kept += n_new;
         t_rollout += grpo_now_seconds() - tr;
         continue;
@@ -1460,7 +1521,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       /* collect the next step's rollouts (the workers are done with them
        * before the new weights go out); this step's buffers are free now */
       if (r.rank == 0) {
-        next.res = (rollout_results){outs, rew_local, F, 0, 0};
+        next.res = (rollout_results){outs, rew_local, F, 0, 0, trajs};
         next.rc0 = rollout_dispatch_finish(&cl, next.h, &next.res, err);
         next.h = NULL;
       }

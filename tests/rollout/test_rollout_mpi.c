@@ -118,7 +118,7 @@ TEST(trainer_side) {
     for (int v = 0; v < V; v++) g_weights[v] = 0.5f * sinf((float)(v * version));
     CHECK_EQ_INT(rollout_broadcast_weights(c, version, g_weights, V, &err), GRPO_OK);
     rollout_work w = work_for(version);
-    rollout_results res = {remote.outs, remote.rewards, NR, 0, 0};
+    rollout_results res = {remote.outs, remote.rewards, NR, 0, 0, NULL};
     wire_outs(&remote);
     int rc = rollout_dispatch(c, &w, &res, &err);
     CHECK_MSG(rc == GRPO_OK, "%s", err.msg);
@@ -128,7 +128,7 @@ TEST(trainer_side) {
     /* the two halves (one-step off-policy), every share sent at once: the
      * same results; rank 0 is free between begin and finish */
     static outbuf split;
-    rollout_results res2 = {split.outs, split.rewards, NR, 0, 0};
+    rollout_results res2 = {split.outs, split.rewards, NR, 0, 0, NULL};
     wire_outs(&split);
     rollout_dispatch_handle *h = NULL;
     CHECK_EQ_INT(rollout_dispatch_begin(c, &w, 1, &h, &err), GRPO_OK);
@@ -139,7 +139,7 @@ TEST(trainer_side) {
   /* a work item for weights the workers do not hold fails, naming the rank */
   rollout_work w = work_for(99);
   w.n_groups = 1;
-  rollout_results res = {remote.outs, remote.rewards, NR, 0, 0};
+  rollout_results res = {remote.outs, remote.rewards, NR, 0, 0, NULL};
   CHECK_EQ_INT(rollout_dispatch(c, &w, &res, &err), GRPO_EMPI);
   CHECK(strstr(err.msg, "rollout worker rank 1 failed") != NULL || strstr(err.msg, "rollout worker rank 2 failed") != NULL);
   CHECK(strstr(err.msg, "version 99") != NULL);
@@ -187,7 +187,7 @@ static void model_round(void) {
     static outbuf remote, local;
     CHECK_EQ_INT(rollout_broadcast_weights(&g_cluster, 5, p.data, p.total, &err), GRPO_OK);
     rollout_work w = work_for(5);
-    rollout_results res = {remote.outs, remote.rewards, NR, 0, 0};
+    rollout_results res = {remote.outs, remote.rewards, NR, 0, 0, NULL};
     wire_outs(&remote);
     CHECK_EQ_INT(rollout_dispatch(&g_cluster, &w, &res, &err), GRPO_OK);
     rollout_engine_options eo = {.sampling = w.sampling, .max_new_tokens = MAXNEW, .seed = w.seed,

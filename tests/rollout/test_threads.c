@@ -100,6 +100,7 @@ TEST(one_block_fork_and_join) {
   CHECK_EQ_INT(trainer_pack_trajectory(&p, seqs, lens, masks, 2, 0, NULL), GRPO_OK);
   CHECK_EQ_INT(p.n_pred, t.generated);
   trainer_packed_free(&p);
+
   rollout_tw_free(&t);
 }
 
@@ -185,6 +186,36 @@ TEST(two_blocks_keep_all_branches) {
   CHECK_EQ_INT(trainer_pack_trajectory(&p, seqs, lens, masks, 5, 0, NULL), GRPO_OK);
   CHECK_EQ_INT(p.n_pred, t.generated);
   trainer_packed_free(&p);
+
+  /* shipped between ranks: the same views back, and bytes cut anywhere are
+   * an error (never a read past them) */
+  size_t nb = rollout_tw_packed_size(&t);
+  unsigned char *bytes = malloc(nb);
+  rollout_tw_pack(&t, bytes);
+  rollout_tw u;
+  size_t used = 0;
+  CHECK_EQ_INT(rollout_tw_unpack(&u, bytes, nb, &used, NULL), GRPO_OK);
+  CHECK(used == nb);
+  CHECK(u.n_prompt == t.n_prompt && u.finish == t.finish && u.truncated == t.truncated &&
+        u.generated == t.generated && u.state == ROLLOUT_TW_DONE);
+  CHECK(u.combined.n == t.combined.n && u.n_branches == t.n_branches && t.n_branches >= 1);
+  CHECK(memcmp(u.combined.ids, t.combined.ids, sizeof(int32_t) * (size_t)t.combined.n) == 0);
+  CHECK(memcmp(u.combined.mask, t.combined.mask, (size_t)t.combined.n) == 0);
+  for (int b = 0; b < t.n_branches && b < u.n_branches; b++) {
+    CHECK(u.branches[b].n == t.branches[b].n);
+    CHECK(memcmp(u.branches[b].ids, t.branches[b].ids, sizeof(int32_t) * (size_t)t.branches[b].n) == 0);
+    CHECK(memcmp(u.branches[b].mask, t.branches[b].mask, (size_t)t.branches[b].n) == 0);
+    CHECK(memcmp(u.branches[b].logprob, t.branches[b].logprob, sizeof(float) * (size_t)t.branches[b].n) == 0);
+  }
+  rollout_tw_free(&u);
+  int cut_errors = 0;
+  for (size_t cut = 0; cut < nb; cut++) {
+    grpo_error err = {0};
+    if (rollout_tw_unpack(&u, bytes, cut, NULL, &err) != GRPO_OK) cut_errors++;
+    rollout_tw_free(&u);
+  }
+  CHECK_EQ_INT(cut_errors, (int)nb);
+  free(bytes);
   rollout_tw_free(&t);
 }
 
