@@ -1,0 +1,246 @@
+/* CUDA fused classifier: logits in (row chunk x vocab chunk) tiles by cuBLAS,
+ * a block per row keeps the online max / sum-exp / entropy sums (the CPU
+ * reference's formulas: per-tile f32 sums relative to the running max, merged
+ * in double), gathers the target logit; the backward recomputes each tile,
+ * turns it into dlogits in place (grpo_cls_dlogit) and feeds two more gemms
+ * (dh += dz W, dW += dz^T h). Only one tile of logits exists at a time. */
+#include <assert.h>
+#include <limits.h>
+#include <math.h>
+
+#include "core/cuda/cuda_internal.cuh"
+#include "core/ops_math.h"
+
+#define DEFAULT_ROW_CHUNK 1024
+#define DEFAULT_VOCAB_CHUNK 32768
+
+static void chunks(const grpo_classifier_shape *s, int *rc, int *vc) {
+  int r = s->row_chunk > 0 ? s->row_chunk : DEFAULT_ROW_CHUNK;
+  int v = s->vocab_chunk > 0 ? s->vocab_chunk : DEFAULT_VOCAB_CHUNK;
+  *rc = r < s->n ? r : (s->n > 0 ? s->n : 1);
+  *vc = v < s->vocab ? v : s->vocab;
+}
+
+typedef struct cls_ws {
+  float *hbuf, *dhbuf, *z;
+  double *m, *sum, *sz;
+  float *zt;
+} cls_ws;
+
+static size_t layout(const grpo_classifier_shape *s, void *ws, cls_ws *w) {
+  int rc, vc;
+  chunks(s, &rc, &vc);
+  char *p = (char *)ws;
+  size_t off = 0;
+#define TAKE(field, type, count)                        \
+  do {                                                  \
+    if (w) w->field = (type *)(p + off);                \
+    off += cu_align256(sizeof(type) * (size_t)(count)); \
+  } while (0)
+  TAKE(hbuf, float, (size_t)rc * s->hidden);
+  TAKE(dhbuf, float, (size_t)rc * s->hidden);
+  TAKE(z, float, (size_t)rc * (vc > 0 ? vc : 1));
+  TAKE(m, double, rc);
+  TAKE(sum, double, rc);
+  TAKE(sz, double, rc);
+  TAKE(zt, float, rc);
+#undef TAKE
+  return off;
+}
+
+size_t cu_classifier_workspace(grpo_backend *be, const grpo_classifier_shape *s) {
+  (void)be;
+  return layout(s, NULL, NULL);
+}
+
+/* ---- kernels ------------------------------------------------------------------ */
+
+static __global__ void gather_rows_k(float *dst, const float *h, int64_t ldh, const int32_t *rows,
+                                     int nr, int H, int *flag) {
+  CU_GRID_LOOP(x, (int64_t)nr * H) {
+    int64_t k = x / H, c = x % H;
+    int32_t r = rows[k];
+    if (r < 0) {
+      dst[x] = 0.0f;
+      if (c == 0) atomicOr(flag, CU_FLAG_ROWS);
+    } else {
+      dst[x] = h[(int64_t)r * ldh + c];
+    }
+  }
+}
+
+static __global__ void init_state_k(double *m, double *sum, double *sz, float *zt, int nr) {
+  CU_GRID_LOOP(k, nr) {
+    m[k] = -INFINITY;
+    sum[k] = 0.0;
+    sz[k] = 0.0;
+    zt[k] = NAN;
+  }
+}
+
+/* One block per row k of the tile z [nr, nv] (vocab entries v0..v0+nv). */
+static __global__ void stats_k(const float *z, int nv, int v0, double *m, double *sum, double *sz,
+                               float *zt, const int32_t *targets) {
+  __shared__ float sh[32];
+  int k = blockIdx.x;
+  const float *row = z + (int64_t)k * nv;
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < nv; j += blockDim.x) mx = fmaxf(mx, row[j]); /* NaN skipped */
+  mx = cu_block_max(mx, sh);
+  double mold = m[k], mnew = mx > mold ? mx : mold;
+  float mf = (float)mnew;
+  float cs = 0.0f, cz = 0.0f;
+  for (int j = threadIdx.x; j < nv; j += blockDim.x) {
+    float d = row[j] - mf, e = expf(d);
+    cs += e;
+    cz += e > 0.0f ? e * d : 0.0f; /* e = 0 at d = -inf: no 0 * inf */
+  }
+  cs = cu_block_sum(cs, sh);
+  cz = cu_block_sum(cz, sh);
+  if (threadIdx.x == 0) {
+    if (sum[k] > 0.0) {
+      double a = exp(mold - mnew);
+      sz[k] = a * (sz[k] + (mold - mnew) * sum[k]) + cz;
+      sum[k] = a * sum[k] + cs;
+    } else {
+      sz[k] = cz;
+      sum[k] = cs;
+    }
+    m[k] = mnew;
+    int t = targets[k];
+    if (t >= v0 && t < v0 + nv) zt[k] = row[t - v0];
+  }
+}
+
+static __global__ void finalize_k(const double *m, const double *sum, const double *sz,
+                                  const float *zt, const int32_t *targets, int vocab, int nr,
+                                  float *logprob, float *entropy, float *lse, int *flag) {
+  CU_GRID_LOOP(k, nr) {
+    double l = m[k] + log(sum[k]);
+    lse[k] = (float)l;
+    logprob[k] = (float)(zt[k] - l); /* NaN when the target was out of range */
+    if (entropy) entropy[k] = (float)(log(sum[k]) - sz[k] / sum[k]);
+    int t = targets[k];
+    if (t < 0 || t >= vocab) atomicOr(flag, CU_FLAG_TARGET);
+  }
+}
+
+/* z [nr, nv] -> dlogits (times temperature's 1/T, folded into g and ge). */
+static __global__ void grad_k(float *z, int nr, int nv, int v0, const float *lse,
+                              const float *entropy, const float *dlogprob, const float *dentropy,
+                              const int32_t *targets, float inv_t) {
+  CU_GRID_LOOP(x, (int64_t)nr * nv) {
+    int64_t k = x / nv;
+    int j = (int)(x % nv);
+    float L = lse[k];
+    float g = dlogprob[k] * inv_t;
+    float ge = dentropy ? dentropy[k] * inv_t : 0.0f;
+    float ez = dentropy ? L - entropy[k] : 0.0f;
+    float val = grpo_cls_dlogit(z[x], L, g, ge, ez);
+    if (v0 + j == targets[k]) val += g;
+    z[x] = val;
+  }
+}
+
+/* ---- ops ------------------------------------------------------------------------- */
+
+/* The chunk's hidden rows: gathered into hbuf when rows != NULL. */
+static const float *chunk_rows(cuda_impl *I, const grpo_classifier_shape *s, int r0, int nr,
+                               float *hbuf, int64_t *ld) {
+  const float *H = (const float *)s->h;
+  if (!s->rows) {
+    *ld = s->ldh;
+    return H + (int64_t)r0 * s->ldh;
+  }
+  int64_t tot = (int64_t)nr * s->hidden;
+  gather_rows_k<<<cu_blocks(tot, CU_THREADS), CU_THREADS, 0, I->stream>>>(hbuf, H, s->ldh, s->rows + r0,
+                                                                         nr, s->hidden, I->dflag);
+  CU_LAUNCHED(I, "classifier gather");
+  *ld = s->hidden;
+  return hbuf;
+}
+
+void cu_classifier_fwd(grpo_backend *be, const grpo_classifier_shape *s, float *logprob,
+                       float *entropy, float *lse, void *ws, size_t ws_bytes) {
+  cuda_impl *I = cu_impl(be);
+  if (I->err_code || s->n <= 0) return;
+  assert(s->temperature > 0.0f && s->vocab > 0 && s->hidden > 0);
+  if (ws_bytes < layout(s, ws, NULL)) {
+    cu_fail(I, GRPO_EINVAL, __FILE__, __LINE__, "classifier: workspace of %zu bytes < %zu needed",
+            ws_bytes, layout(s, ws, NULL));
+    return;
+  }
+  cls_ws w;
+  layout(s, ws, &w);
+  int rc, vc;
+  chunks(s, &rc, &vc);
+  const int H = s->hidden, V = s->vocab;
+  const float *W = (const float *)s->w;
+  const float inv_t = 1.0f / s->temperature;
+  for (int r0 = 0; r0 < s->n; r0 += rc) {
+    int nr = s->n - r0 < rc ? s->n - r0 : rc;
+    int64_t ldh;
+    const float *hp = chunk_rows(I, s, r0, nr, w.hbuf, &ldh);
+    init_state_k<<<cu_blocks(nr, CU_THREADS), CU_THREADS, 0, I->stream>>>(w.m, w.sum, w.sz, w.zt, nr);
+    CU_LAUNCHED(I, "classifier init");
+    for (int v0 = 0; v0 < V; v0 += vc) {
+      int nv = V - v0 < vc ? V - v0 : vc;
+      cu_gemm(I, 0, 1, nr, nv, H, inv_t, hp, ldh, 0, W + (int64_t)v0 * H, H, 0, 1, 0.0f, w.z, nv, 0,
+              1);
+      stats_k<<<(unsigned)nr, CU_THREADS, 0, I->stream>>>(w.z, nv, v0, w.m, w.sum, w.sz, w.zt,
+                                                          s->targets + r0);
+      CU_LAUNCHED(I, "classifier stats");
+    }
+    finalize_k<<<cu_blocks(nr, CU_THREADS), CU_THREADS, 0, I->stream>>>(
+        w.m, w.sum, w.sz, w.zt, s->targets + r0, V, nr, logprob + r0, entropy ? entropy + r0 : NULL,
+        lse + r0, I->dflag);
+    CU_LAUNCHED(I, "classifier finalize");
+  }
+}
+
+void cu_classifier_bwd(grpo_backend *be, const grpo_classifier_shape *s, const float *lse,
+                       const float *entropy, const float *dlogprob, const float *dentropy, void *dh,
+                       int64_t lddh, float *dw, void *ws, size_t ws_bytes) {
+  cuda_impl *I = cu_impl(be);
+  if (I->err_code || s->n <= 0) return;
+  assert(s->temperature > 0.0f && s->vocab > 0 && s->hidden > 0);
+  assert(!dentropy || entropy);
+  if (ws_bytes < layout(s, ws, NULL)) {
+    cu_fail(I, GRPO_EINVAL, __FILE__, __LINE__, "classifier: workspace of %zu bytes < %zu needed",
+            ws_bytes, layout(s, ws, NULL));
+    return;
+  }
+  cls_ws w;
+  layout(s, ws, &w);
+  int rc, vc;
+  chunks(s, &rc, &vc);
+  const int H = s->hidden, V = s->vocab;
+  const float *W = (const float *)s->w;
+  float *DH = (float *)dh;
+  const float inv_t = 1.0f / s->temperature;
+  for (int r0 = 0; r0 < s->n; r0 += rc) {
+    int nr = s->n - r0 < rc ? s->n - r0 : rc;
+    int64_t ldh;
+    const float *hp = chunk_rows(I, s, r0, nr, w.hbuf, &ldh);
+    /* without a row map the chunk's dh rows are distinct: accumulate in place */
+    float *dhp = s->rows ? w.dhbuf : DH + (int64_t)r0 * lddh;
+    int64_t lddhp = s->rows ? H : lddh;
+    if (s->rows)
+      CU_CHECK(I, cudaMemsetAsync(w.dhbuf, 0, sizeof(float) * (size_t)nr * H, I->stream));
+    for (int v0 = 0; v0 < V; v0 += vc) {
+      int nv = V - v0 < vc ? V - v0 : vc;
+      cu_gemm(I, 0, 1, nr, nv, H, inv_t, hp, ldh, 0, W + (int64_t)v0 * H, H, 0, 1, 0.0f, w.z, nv, 0,
+              1);
+      grad_k<<<cu_blocks((int64_t)nr * nv, CU_THREADS), CU_THREADS, 0, I->stream>>>(
+          w.z, nr, nv, v0, lse + r0, entropy ? entropy + r0 : NULL, dlogprob + r0,
+          dentropy ? dentropy + r0 : NULL, s->targets + r0, inv_t);
+      CU_LAUNCHED(I, "classifier grad");
+      cu_gemm(I, 0, 0, nr, H, nv, 1.0f, w.z, nv, 0, W + (int64_t)v0 * H, H, 0, 1, 1.0f, dhp, lddhp, 0,
+              1);
+      cu_gemm(I, 1, 0, nv, H, nr, 1.0f, w.z, nv, 0, hp, ldh, 0, 1, 1.0f, dw + (int64_t)v0 * H, H, 0,
+              1);
+    }
+    if (s->rows) /* a row may repeat: deterministic scatter-add */
+      cu_scatter_add_rows(I, DH, lddh, w.dhbuf, H, s->rows + r0, nr, H, CU_FLAG_ROWS);
+  }
+}
