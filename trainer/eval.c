@@ -932,8 +932,10 @@ static int mkdirs(const char *path, grpo_error *err) {
 
 int trainer_eval_benchmarks(const grpo_config *c, MPI_Comm comm, const char *const *sets, int n_sets,
                             grpo_error *err) {
-  int rank;
+  int rank, world;
   MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &world);
+  grpo_log_set_rank(rank, world);
   if (!sets) {
     sets = (const char *const *)c->eval.sets.items;
     n_sets = c->eval.sets.n;
