@@ -375,7 +375,7 @@ int reward_registry_needs_correct(const reward_registry *reg) { return reg->need
 static const reward_option_doc k_docs[] = {
     {"math", "incorrect_reward", "0", "score of a wrong answer (ThreadWeaver's code uses -1)"},
     {"math", "require_think_close", "verifier default", "grade only the text after the last </think>"},
-    {"math", "allow_rounded", "verifier default", "accept a rounded decimal for an exact gold"},
+    {"math", "allow_rounded", "verifier default", "accept a rounded decimal for an exact gold, and a gold with 2+ decimals as a rounding of an exact prediction (reward/README.md)"},
     {"math", "rounded_min_sig", "verifier default", "significant digits such a decimal needs"},
     {"math", "rel_tol", "verifier default", "relative tolerance for inexact values"},
     {"math", "allow_set_relation", "verifier default", "accept x > 2 for the gold (2, \\infty)"},
