@@ -46,6 +46,19 @@ TEST(reward_rises_on_two_ranks) {
   CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, &s, &err), GRPO_OK);
   CHECK_MSG(s.reward_last > s.reward_first + 0.2, "reward %g -> %g", s.reward_first, s.reward_last);
   grpo_config_free(&cfg);
+  /* the same with 1 trainer + 1 rollout worker, one step off-policy */
+  char dd[512], odd[600];
+  snprintf(dd, sizeof dd, "%s/rises_disagg", g_tmp);
+  snprintf(odd, sizeof odd, "output_dir=%s", dd);
+  const char *ed[] = {odd, "trainer.max_steps=16", "distributed.mode=disaggregated", "distributed.rollout_ranks=1",
+                      "distributed.off_policy_steps=1", NULL};
+  CHECK_EQ_INT(train_config(&cfg, ed, &err), GRPO_OK);
+  trainer_summary sd;
+  CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, &sd, &err), GRPO_OK);
+  if (g_rank == 0)
+    CHECK_MSG(sd.reward_last > sd.reward_first + 0.2, "disaggregated: reward %g -> %g", sd.reward_first, sd.reward_last);
+  grpo_config_free(&cfg);
+  MPI_Barrier(MPI_COMM_WORLD);
   /* the gradient all-reduce is timed: timing/sync > 0 and within the step */
   if (g_rank == 0) {
     char path[700], line[8192];
