@@ -23,19 +23,16 @@
  *    (asserted), validated earlier from user input. CUDA ops may run
  *    asynchronously; be->sync reports deferred errors.
  *
- * Threading (CPU): OpenBLAS (pthread build) threads are used only by large
- * sgemm calls made outside OpenMP parallel regions (the linear layers, the
- * classifier's logit tiles); inside a parallel region (attention blocks, small
- * batched products) the backend calls sgemm with OpenBLAS limited to one
- * thread (openblas_set_num_threads(1) around the region, restored after), so
- * the two pools never run at once. OpenMP sizes from OMP_NUM_THREADS and
- * OpenBLAS from OPENBLAS_NUM_THREADS, else OMP_NUM_THREADS: set
- * OMP_NUM_THREADS alone. Per-thread workspaces are sized by
- * omp_get_max_threads() when *_workspace is called.
- * Call one backend's ops from one host thread at a time (they parallelise
- * internally; the OpenBLAS thread count they toggle is process-wide).
- * The CPU softmax loops run AVX-512, AVX2 or baseline code chosen at load
- * time from the running CPU (core/backend_cpu_simd.c). */
+ * Threading (CPU): one pool. OpenBLAS is kept at one thread (set when the
+ * backend loads); the backend splits a large product into row or column
+ * bands, one per OpenMP thread, each a serial OpenBLAS call (bit-identical
+ * to the unsplit product), and parallelises everything else with OpenMP, so
+ * two thread pools never compete for the cores. Set OMP_NUM_THREADS.
+ * Per-thread workspaces are sized by omp_get_max_threads() when *_workspace
+ * is called. Call one backend's ops from one host thread at a time.
+ * The CPU softmax, SwiGLU and few-row (decode) product loops run AVX-512,
+ * AVX2 or baseline code chosen at load time from the running CPU
+ * (core/backend_cpu_simd.c). */
 #ifndef GRPO_CORE_BACKEND_H
 #define GRPO_CORE_BACKEND_H
 

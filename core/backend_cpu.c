@@ -10,8 +10,12 @@
 
 #include "core/backend.h"
 #include "core/backend_cpu_internal.h"
+#include "core/ops_math.h"
 
 /* ---- BLAS ---------------------------------------------------------------- */
+
+/* m n k of a product worth splitting over the OpenMP threads */
+#define CPU_SGEMM_SPLIT_MIN (1 << 19)
 
 void cpu_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
@@ -22,9 +26,52 @@ void cpu_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *A,
       for (int j = 0; j < n; j++) C[(int64_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(int64_t)i * ldc + j];
     return;
   }
+  /* One thread pool: OpenBLAS runs single-threaded (cpu_blas_init) and a
+   * large product is split over the OpenMP threads, each owning a band of C
+   * (rows when m >= n, else columns; bands are multiples of 16). OpenBLAS's
+   * pthreads and libgomp's spinning workers would otherwise fight for the
+   * cores after every region. The k sum of each element is the same serial
+   * OpenBLAS loop whatever the split. */
+  int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (!ta && tb && m <= CPU_GEMM_SMALL_M && cpu_simd.gemm_nt_small) {
+    /* a few rows against a weight matrix (decode): stream the weights once */
+    if ((double)m * n * k < CPU_SGEMM_SPLIT_MIN || n < 64) nt = 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+      int t = omp_get_thread_num(), nth = omp_get_num_threads();
+      int j0 = (int)((int64_t)n * t / nth), j1 = (int)((int64_t)n * (t + 1) / nth);
+      if (j1 > j0) cpu_simd.gemm_nt_small(m, j0, j1, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    }
+    return;
+  }
+  if (nt > 1 && (double)m * n * k >= CPU_SGEMM_SPLIT_MIN && (m >= 32 || n >= 32)) {
+    int split_m = m >= n;
+    int len = split_m ? m : n, parts = (len + 15) / 16;
+    if (parts < nt) nt = parts;
+#pragma omp parallel num_threads(nt)
+    {
+      int t = omp_get_thread_num(), nth = omp_get_num_threads();
+      int b0 = (int)((int64_t)parts * t / nth) * 16, b1 = (int)((int64_t)parts * (t + 1) / nth) * 16;
+      if (b1 > len) b1 = len;
+      if (b1 > b0) {
+        if (split_m)
+          cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                      b1 - b0, n, k, alpha, ta ? A + b0 : A + (int64_t)b0 * lda, (blasint)lda, B,
+                      (blasint)ldb, beta, C + (int64_t)b0 * ldc, (blasint)ldc);
+        else
+          cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                      m, b1 - b0, k, alpha, A, (blasint)lda, tb ? B + (int64_t)b0 * ldb : B + b0,
+                      (blasint)ldb, beta, C + b0, (blasint)ldc);
+      }
+    }
+    return;
+  }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
               k, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }
+
+/* OpenBLAS's own threads stay unused (see cpu_sgemm); set before main. */
+__attribute__((constructor)) static void cpu_blas_init(void) { openblas_set_num_threads(1); }
 
 int cpu_blas_serial_begin(void) {
   int saved = openblas_get_num_threads();
@@ -151,7 +198,7 @@ static void cpu_rmsnorm_fwd(grpo_backend *be, void *y, int64_t ldy, float *rstd,
     for (int c = 0; c < dim; c++) ss += (double)xv[c] * xv[c];
     float rs = (float)(1.0 / sqrt(ss / dim + (double)eps));
     rstd[v] = rs;
-    for (int c = 0; c < dim; c++) yv[c] = (xv[c] * rs) * W[c];
+    for (int c = 0; c < dim; c++) yv[c] = grpo_rmsnorm_elem(xv[c], rs, W[c]);
   }
 }
 
@@ -185,9 +232,9 @@ static void cpu_rmsnorm_bwd(grpo_backend *be, void *dx, int64_t lddx, int accumu
     for (int c = 0; c < dim; c++) dot += (double)dyv[c] * W[c] * xv[c];
     float k = (float)(dot * rs * rs * rs / dim);
     if (accumulate) {
-      for (int c = 0; c < dim; c++) dxv[c] += rs * W[c] * dyv[c] - xv[c] * k;
+      for (int c = 0; c < dim; c++) dxv[c] += grpo_rmsnorm_dx_elem(dyv[c], xv[c], W[c], rs, k);
     } else {
-      for (int c = 0; c < dim; c++) dxv[c] = rs * W[c] * dyv[c] - xv[c] * k;
+      for (int c = 0; c < dim; c++) dxv[c] = grpo_rmsnorm_dx_elem(dyv[c], xv[c], W[c], rs, k);
     }
   }
 }
@@ -205,9 +252,7 @@ static void rope_apply(float *X, int64_t ldx, int rows, int heads, int hd, const
       float c = cosf(ang), s = sign * sinf(ang);
       for (int h = 0; h < heads; h++) {
         float *xv = X + (int64_t)r * ldx + (int64_t)h * hd;
-        float a = xv[j], b = xv[j + half];
-        xv[j] = a * c - b * s;
-        xv[j + half] = b * c + a * s;
+        grpo_rope_rotate(&xv[j], &xv[j + half], c, s);
       }
     }
   }
@@ -275,10 +320,11 @@ static void cpu_swiglu_fwd(grpo_backend *be, void *out, int64_t ldo, const void 
   for (int r = 0; r < rows; r++) {
     const float *g = G + r * ldg, *u = U + r * ldu;
     float *o = O + r * ldo;
-    for (int c = 0; c < cols; c++) {
-      float sg = 1.0f / (1.0f + expf(-g[c]));
-      o[c] = g[c] * sg * u[c];
+    if (cpu_simd.swiglu) { /* the same formula, vectorised exp */
+      cpu_simd.swiglu(o, g, u, cols);
+      continue;
     }
+    for (int c = 0; c < cols; c++) o[c] = grpo_swiglu_elem(g[c], u[c]);
   }
 }
 
@@ -292,12 +338,15 @@ static void cpu_swiglu_bwd(grpo_backend *be, void *dgate, int64_t lddg, void *du
   for (int r = 0; r < rows; r++) {
     const float *g = G + r * ldg, *u = U + r * ldu, *d = DO + r * lddo;
     float *dg = DG + r * lddg, *du = DU + r * lddu;
+    if (cpu_simd.swiglu_bwd) {
+      cpu_simd.swiglu_bwd(dg, du, d, g, u, cols);
+      continue;
+    }
     for (int c = 0; c < cols; c++) {
-      float gv = g[c], uv = u[c], dv = d[c];
-      float sg = 1.0f / (1.0f + expf(-gv));
-      float silu = gv * sg;
-      du[c] = dv * silu;
-      dg[c] = dv * uv * sg * (1.0f + gv * (1.0f - sg));
+      float dgv, duv; /* all inputs read before writing: dg, du may alias g, u */
+      grpo_swiglu_bwd_elem(d[c], g[c], u[c], &dgv, &duv);
+      du[c] = duv;
+      dg[c] = dgv;
     }
   }
 }

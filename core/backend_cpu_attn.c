@@ -7,7 +7,8 @@
  * taller (GQA). The task walks the key blocks that can hold a visible key,
  * computes scores with sgemm, masks, runs an online softmax and accumulates
  * P.V with sgemm. Per-block min/max of tin and tout decide which block pairs
- * to skip and which need no per-element mask. The backward recomputes P from
+ * to skip and which need no per-element mask; adjacent visible blocks are
+ * taken together, up to ATT_SPAN of them per product. The backward recomputes P from
  * the saved log-sum-exp: one pass over (kv head, key block) owns dK, dV
  * (products in transposed form, which OpenBLAS packs faster); a second over
  * (kv head, query block) owns dQ. No two threads write the same gradient
@@ -18,25 +19,35 @@
 #include <string.h>
 
 #include "core/backend_cpu_internal.h"
+#include "core/ops_math.h"
 
 #define ATT_B 64
+/* A task's products span up to ATT_SPAN adjacent visible blocks at once
+ * (sgemm of 64 rows x up to 512 keys instead of 64 x 64: less packing and
+ * call overhead per FLOP, and fewer online-softmax rescales). */
+#ifndef ATT_SPAN
+#define ATT_SPAN 4
+#endif
+#define ATT_SW (ATT_SPAN * ATT_B)
 
 typedef struct blk_stats {
   int32_t *min_tin, *max_tin, *min_tout, *max_tout;
 } blk_stats;
 
-/* Per-thread scratch of one task (grp heads x ATT_B rows). */
+/* Per-thread scratch of one task (grp heads x ATT_B rows, or x a span). */
 typedef struct att_thread {
-  float *S, *dP;       /* [grp*ATT_B, ATT_B] (or transposed) */
-  float *Qg, *dOg, *Og; /* [grp*ATT_B, hd] */
-  float *m, *l, *Lg, *Dg; /* [grp*ATT_B] */
+  float *S, *dP;          /* [grp*ATT_B, ATT_SW] (or transposed [ATT_B, grp*ATT_SW]) */
+  float *Qg, *dOg;        /* [grp*ATT_SW, hd] */
+  float *Og;              /* [grp*ATT_B, hd] */
+  float *m, *l;           /* [grp*ATT_B] */
+  float *Lg, *Dg;         /* [grp*ATT_SW] */
 } att_thread;
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
 static size_t per_thread_floats(int grp, int hd) {
-  size_t rows = (size_t)grp * ATT_B;
-  return 2 * rows * ATT_B + 3 * rows * hd + 4 * rows + 64;
+  size_t rows = (size_t)grp * ATT_B, span = (size_t)grp * ATT_SW;
+  return 2 * rows * ATT_SW + 2 * span * hd + rows * hd + 2 * rows + 2 * span + 64;
 }
 
 size_t cpu_attn_workspace(grpo_backend *be, int T, int nh, int nkv, int hd) {
@@ -68,17 +79,17 @@ static int carve(const grpo_attn_shape *s, void *ws, size_t ws_bytes, blk_stats 
 }
 
 static att_thread thread_scratch(const grpo_attn_shape *s, char *base, size_t stride) {
-  size_t rows = (size_t)(s->nh / s->nkv) * ATT_B;
+  size_t rows = (size_t)(s->nh / s->nkv) * ATT_B, span = (size_t)(s->nh / s->nkv) * ATT_SW;
   float *p = (float *)(base + (size_t)omp_get_thread_num() * stride);
   att_thread t;
-  t.S = p, p += rows * ATT_B;
-  t.dP = p, p += rows * ATT_B;
-  t.Qg = p, p += rows * s->hd;
-  t.dOg = p, p += rows * s->hd;
+  t.S = p, p += rows * ATT_SW;
+  t.dP = p, p += rows * ATT_SW;
+  t.Qg = p, p += span * s->hd;
+  t.dOg = p, p += span * s->hd;
   t.Og = p, p += rows * s->hd;
   t.m = p, p += rows;
   t.l = p, p += rows;
-  t.Lg = p, p += rows;
+  t.Lg = p, p += span;
   t.Dg = p;
   return t;
 }
@@ -109,6 +120,34 @@ static int block_vis(const blk_stats *st, int qb, int kb) {
   return 1;
 }
 
+/* The next run of at most ATT_SPAN adjacent blocks, from *at on, that share
+ * a visible pair with block `fixed` (key blocks of query block `fixed` when
+ * over_keys, else query blocks of key block `fixed`): [*b0, *b1); *partial
+ * when one of them needs the element mask. Returns 0 when none is left. */
+static int next_span(const blk_stats *st, int nb, int fixed, int over_keys, int *at, int *b0,
+                     int *b1, int *partial) {
+  int b = *at;
+  while (b < nb && !(over_keys ? block_vis(st, fixed, b) : block_vis(st, b, fixed))) b++;
+  if (b >= nb) return 0;
+  *b0 = b;
+  *partial = 0;
+  while (b < nb && b - *b0 < ATT_SPAN) {
+    int v = over_keys ? block_vis(st, fixed, b) : block_vis(st, b, fixed);
+    if (!v) break;
+    if (v == 1) *partial = 1;
+    b++;
+  }
+  *b1 = b;
+  *at = b;
+  return 1;
+}
+
+/* rows of blocks [b0, b1) */
+static int span_len(int T, int b0, int b1) {
+  int end = b1 * ATT_B < T ? b1 * ATT_B : T;
+  return end - b0 * ATT_B;
+}
+
 static int threads_for(int nt_ws) {
   int nt = omp_get_max_threads();
   return nt < nt_ws ? nt : nt_ws;
@@ -136,7 +175,7 @@ static void mask_rows(const grpo_attn_shape *s, float *S, int64_t lds, int grp, 
   for (int i = 0; i < nq; i++) {
     int32_t ti = s->tin[i0 + i];
     for (int j = 0; j < nk; j++)
-      if (!(s->tin[j0 + j] <= ti && ti <= s->tout[j0 + j]))
+      if (!grpo_attn_visible(ti, s->tin[j0 + j], s->tout[j0 + j]))
         for (int hh = 0; hh < grp; hh++) S[((int64_t)hh * nq + i) * lds + j] = -INFINITY;
   }
 }
@@ -149,7 +188,7 @@ static void mask_cols(const grpo_attn_shape *s, float *ST, int64_t lds, int grp,
     int32_t lo = s->tin[j0 + j], hi = s->tout[j0 + j];
     float *Sj = ST + (int64_t)j * lds;
     for (int i = 0; i < nq; i++)
-      if (!(lo <= tin_q[i] && tin_q[i] <= hi))
+      if (!grpo_attn_visible(tin_q[i], lo, hi))
         for (int hh = 0; hh < grp; hh++) Sj[hh * nq + i] = -INFINITY;
   }
 }
@@ -182,15 +221,14 @@ void cpu_attn_fwd(grpo_backend *be, const grpo_attn_shape *s, void *out, int64_t
         w.l[r] = 0.0f;
       }
       memset(w.Og, 0, sizeof(float) * (size_t)rows * hd);
-      for (int kb = 0; kb < nb; kb++) {
-        int vis = block_vis(&st, qb, kb);
-        if (!vis) continue;
-        int j0 = kb * ATT_B, nk = block_len(T, kb);
+      int at = 0, kb0, kb1, part;
+      while (next_span(&st, nb, qb, 1, &at, &kb0, &kb1, &part)) {
+        int j0 = kb0 * ATT_B, nk = span_len(T, kb0, kb1);
         cpu_sgemm(0, 1, rows, nk, hd, s->scale, w.Qg, hd, K + j0 * s->ldk + (int64_t)g * hd, s->ldk,
-                  0.0f, w.S, ATT_B);
-        if (vis == 1) mask_rows(s, w.S, ATT_B, grp, i0, nq, j0, nk);
+                  0.0f, w.S, ATT_SW);
+        if (part) mask_rows(s, w.S, ATT_SW, grp, i0, nq, j0, nk);
         for (int r = 0; r < rows; r++) {
-          float *Sr = w.S + r * ATT_B;
+          float *Sr = w.S + r * ATT_SW;
           float mx = cpu_simd.rowmax(Sr, nk);
           if (mx == -INFINITY) {
             memset(Sr, 0, sizeof(float) * (size_t)nk);
@@ -206,7 +244,7 @@ void cpu_attn_fwd(grpo_backend *be, const grpo_attn_shape *s, void *out, int64_t
           w.l[r] = w.l[r] * alpha + sum;
           w.m[r] = mnew;
         }
-        cpu_sgemm(0, 0, rows, hd, nk, 1.0f, w.S, ATT_B, V + j0 * s->ldv + (int64_t)g * hd, s->ldv,
+        cpu_sgemm(0, 0, rows, hd, nk, 1.0f, w.S, ATT_SW, V + j0 * s->ldv + (int64_t)g * hd, s->ldv,
                   1.0f, w.Og, hd);
       }
       for (int hh = 0; hh < grp; hh++) {
@@ -243,7 +281,7 @@ void cpu_attn_bwd(grpo_backend *be, const grpo_attn_shape *s, const void *out, i
   block_stats(s, &st);
   const int T = s->T, nh = s->nh, nkv = s->nkv, hd = s->hd, grp = s->nh / s->nkv;
   const int nb = (T + ATT_B - 1) / ATT_B;
-  const int64_t ldt = (int64_t)grp * ATT_B; /* row stride of transposed tiles */
+  const int64_t ldt = (int64_t)grp * ATT_SW; /* row stride of transposed tiles */
   const float *O = out, *DO = dout, *Q = s->q, *K = s->k, *V = s->v;
   float *DQ = dq, *DK = dk, *DV = dv;
   int saved = cpu_blas_serial_begin();
@@ -271,14 +309,13 @@ void cpu_attn_bwd(grpo_backend *be, const grpo_attn_shape *s, const void *out, i
         memset(dVb + j * s->ldv, 0, sizeof(float) * (size_t)hd);
       }
       const float *Kb = K + j0 * s->ldk + (int64_t)g * hd, *Vb = V + j0 * s->ldv + (int64_t)g * hd;
-      for (int qb = 0; qb < nb; qb++) {
-        int vis = block_vis(&st, qb, kb);
-        if (!vis) continue;
-        int i0 = qb * ATT_B, nq = block_len(T, qb), rows = grp * nq;
+      int at = 0, qb0, qb1, part;
+      while (next_span(&st, nb, kb, 0, &at, &qb0, &qb1, &part)) {
+        int i0 = qb0 * ATT_B, nq = span_len(T, qb0, qb1), rows = grp * nq;
         gather(w.Qg, Q, s->ldq, i0, nq, g, grp, hd, lse, T, w.Lg);
         gather(w.dOg, DO, lddo, i0, nq, g, grp, hd, D, T, w.Dg);
         cpu_sgemm(0, 1, nk, rows, hd, s->scale, Kb, s->ldk, w.Qg, hd, 0.0f, w.S, ldt);
-        if (vis == 1) mask_cols(s, w.S, ldt, grp, i0, nq, j0, nk);
+        if (part) mask_cols(s, w.S, ldt, grp, i0, nq, j0, nk);
         for (int j = 0; j < nk; j++) cpu_simd.expsubv(w.S + j * ldt, rows, w.Lg);
         cpu_sgemm(0, 0, nk, hd, rows, 1.0f, w.S, ldt, w.dOg, hd, 1.0f, dVb, s->ldv);
         cpu_sgemm(0, 1, nk, rows, hd, 1.0f, Vb, s->ldv, w.dOg, hd, 0.0f, w.dP, ldt);
@@ -299,22 +336,21 @@ void cpu_attn_bwd(grpo_backend *be, const grpo_attn_shape *s, const void *out, i
       gather(w.Qg, Q, s->ldq, i0, nq, g, grp, hd, lse, T, w.Lg);
       gather(w.dOg, DO, lddo, i0, nq, g, grp, hd, D, T, w.Dg);
       memset(w.Og, 0, sizeof(float) * (size_t)rows * hd); /* dQ of the group */
-      for (int kb = 0; kb < nb; kb++) {
-        int vis = block_vis(&st, qb, kb);
-        if (!vis) continue;
-        int j0 = kb * ATT_B, nk = block_len(T, kb);
+      int at = 0, kb0, kb1, part;
+      while (next_span(&st, nb, qb, 1, &at, &kb0, &kb1, &part)) {
+        int j0 = kb0 * ATT_B, nk = span_len(T, kb0, kb1);
         const float *Kb = K + j0 * s->ldk + (int64_t)g * hd, *Vb = V + j0 * s->ldv + (int64_t)g * hd;
-        cpu_sgemm(0, 1, rows, nk, hd, s->scale, w.Qg, hd, Kb, s->ldk, 0.0f, w.S, ATT_B);
-        if (vis == 1) mask_rows(s, w.S, ATT_B, grp, i0, nq, j0, nk);
-        for (int r = 0; r < rows; r++) cpu_simd.expsub(w.S + r * ATT_B, nk, w.Lg[r]);
-        cpu_sgemm(0, 1, rows, nk, hd, 1.0f, w.dOg, hd, Vb, s->ldv, 0.0f, w.dP, ATT_B);
+        cpu_sgemm(0, 1, rows, nk, hd, s->scale, w.Qg, hd, Kb, s->ldk, 0.0f, w.S, ATT_SW);
+        if (part) mask_rows(s, w.S, ATT_SW, grp, i0, nq, j0, nk);
+        for (int r = 0; r < rows; r++) cpu_simd.expsub(w.S + r * ATT_SW, nk, w.Lg[r]);
+        cpu_sgemm(0, 1, rows, nk, hd, 1.0f, w.dOg, hd, Vb, s->ldv, 0.0f, w.dP, ATT_SW);
         for (int r = 0; r < rows; r++) {
-          const float *Pr = w.S + r * ATT_B;
-          float *dPr = w.dP + r * ATT_B, d = w.Dg[r];
+          const float *Pr = w.S + r * ATT_SW;
+          float *dPr = w.dP + r * ATT_SW, d = w.Dg[r];
 #pragma omp simd
           for (int j = 0; j < nk; j++) dPr[j] = Pr[j] * (dPr[j] - d);
         }
-        cpu_sgemm(0, 0, rows, hd, nk, s->scale, w.dP, ATT_B, Kb, s->ldk, 1.0f, w.Og, hd);
+        cpu_sgemm(0, 0, rows, hd, nk, s->scale, w.dP, ATT_SW, Kb, s->ldk, 1.0f, w.Og, hd);
       }
       for (int hh = 0; hh < grp; hh++)
         for (int i = 0; i < nq; i++)

@@ -22,9 +22,17 @@ typedef struct cpu_simd_kernels {
   void (*expstats)(const float *z, int n, float m, float *s, float *sz);
   /* p = exp(z - lse); z = -g p - ge p (z - ez) */
   void (*clsgrad)(float *z, int n, float lse, float g, float ge, float ez);
+  /* o = silu(g) u; and its backward dg, du (may alias g, u) from d */
+  void (*swiglu)(float *o, const float *g, const float *u, int n);
+  void (*swiglu_bwd)(float *dg, float *du, const float *d, const float *g, const float *u, int n);
+  /* columns [j0, j1) of C[m, n] = alpha A[m, k] B[n, k]^T + beta C for a few
+   * rows (m <= CPU_GEMM_SMALL_M); NULL where the level has none (OpenBLAS then) */
+  void (*gemm_nt_small)(int m, int j0, int j1, int k, float alpha, const float *A, int64_t lda,
+                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
   const char *name;
 } cpu_simd_kernels;
 extern cpu_simd_kernels cpu_simd;
+#define CPU_GEMM_SMALL_M 16
 /* level: 2 AVX-512, 1 AVX2 (off x86: generic vector code), 0 baseline
  * (libm expf), -1 best supported (what a
  * constructor selects at load time); returns the level used. Tests force

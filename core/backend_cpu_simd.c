@@ -78,6 +78,25 @@ static inline float vexpf(float x) {
     *s_out = s;                                                                             \
     *sz_out = sz;                                                                           \
   }                                                                                         \
+  /* the formulas of grpo_swiglu_elem / grpo_swiglu_bwd_elem (core/ops_math.h)  \
+   * with this level's exp; all inputs read before the outputs are written     \
+   * (dg, du may alias g, u) */                                                \
+  ATTR static void swiglu_##SUFFIX(float *o, const float *g, const float *u, int n) {          \
+    SIMD() for (int j = 0; j < n; j++) {                                                    \
+      float sg = 1.0f / (1.0f + EXP(-g[j]));                                                \
+      o[j] = g[j] * sg * u[j];                                                              \
+    }                                                                                       \
+  }                                                                                         \
+  ATTR static void swiglu_bwd_##SUFFIX(float *dg, float *du, const float *d, const float *g, \
+                                       const float *u, int n) {                             \
+    SIMD() for (int j = 0; j < n; j++) {                                                    \
+      float gv = g[j], uv = u[j], dv = d[j];                                                \
+      float sg = 1.0f / (1.0f + EXP(-gv));                                                  \
+      float silu = gv * sg;                                                                 \
+      du[j] = dv * silu;                                                                    \
+      dg[j] = dv * uv * sg * (1.0f + gv * (1.0f - sg));                                     \
+    }                                                                                       \
+  }                                                                                         \
   ATTR static void clsgrad_##SUFFIX(float *z, int n, float lse, float g, float ge, float ez) { \
     SIMD() for (int j = 0; j < n; j++) {                                       \
       float p = EXP(z[j] - lse);                                                            \
@@ -95,8 +114,113 @@ KERNELS(avx512, __attribute__((target("avx512f,avx512dq,avx2,fma"))), vexpf, SIM
 KERNELS(vec, , vexpf, SIMD_ON)
 #endif
 
+/* ---- few-row products C = alpha A B^T + beta C (decode) -------------------
+ * A [m, k] holds a few activation rows (m <= 16), B [n, k] the weight rows.
+ * OpenBLAS spends most of such a call packing B; here every weight row is
+ * streamed once per 8 rows of A, against 8 (or fewer) rows of A kept in L1,
+ * two weight rows at a time: each accumulator holds 16 lanes of partial sums
+ * over k, added up at the end. Columns [j0, j1) of C only, so callers can
+ * split n over threads. */
+#ifdef GRPO_SIMD_X86
+#include <immintrin.h>
+
+/* 8 rows of A (rows past m repeat row 0 and are not stored) x 2 weight rows;
+ * named accumulators, so they stay in registers */
+#ifndef PF_ROWS
+#define PF_ROWS 4
+#endif
+#define G8_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+__attribute__((target("avx512f"))) static void gemv_rows8(int m, int j0, int j1, int k, float alpha,
+                                                          const float *A, int64_t lda,
+                                                          const float *B, int64_t ldb, float beta,
+                                                          float *C, int64_t ldc) {
+#define G8_PTR(i) const float *a##i = A + (int64_t)((i) < m ? (i) : 0) * lda;
+  G8_ROWS(G8_PTR)
+#undef G8_PTR
+  for (int j = j0; j < j1; j += 2) {
+    const int two = j + 1 < j1;
+    const float *b0p = B + (int64_t)j * ldb, *b1p = B + (int64_t)(j + two) * ldb;
+#define G8_ACC(i) __m512 c0##i = _mm512_setzero_ps(), c1##i = _mm512_setzero_ps();
+    G8_ROWS(G8_ACC)
+#undef G8_ACC
+    int kk = 0;
+#define G8_FMA(i)                                  \
+  {                                                \
+    __m512 a = LOAD(a##i + kk);                    \
+    c0##i = _mm512_fmadd_ps(a, b0, c0##i);         \
+    c1##i = _mm512_fmadd_ps(a, b1, c1##i);         \
+  }
+#define LOAD(p) _mm512_loadu_ps(p)
+    for (; kk + 16 <= k; kk += 16) {
+      /* weight rows stream from memory: fetch PF_ROWS rows ahead */
+      _mm_prefetch((const char *)(b0p + PF_ROWS * ldb + kk), _MM_HINT_T0);
+      _mm_prefetch((const char *)(b1p + PF_ROWS * ldb + kk), _MM_HINT_T0);
+      __m512 b0 = LOAD(b0p + kk), b1 = LOAD(b1p + kk);
+      G8_ROWS(G8_FMA)
+    }
+#undef LOAD
+    if (kk < k) {
+      __mmask16 mk = (__mmask16)((1u << (k - kk)) - 1);
+#define LOAD(p) _mm512_maskz_loadu_ps(mk, p)
+      __m512 b0 = LOAD(b0p + kk), b1 = LOAD(b1p + kk);
+      G8_ROWS(G8_FMA)
+#undef LOAD
+    }
+#undef G8_FMA
+#define G8_STORE(i)                                                    \
+  if ((i) < m) {                                                       \
+    float *c = C + (int64_t)(i) * ldc + j;                             \
+    float s0 = alpha * _mm512_reduce_add_ps(c0##i);                    \
+    c[0] = beta == 0.0f ? s0 : s0 + beta * c[0];                       \
+    if (two) {                                                         \
+      float s1 = alpha * _mm512_reduce_add_ps(c1##i);                  \
+      c[1] = beta == 0.0f ? s1 : s1 + beta * c[1];                     \
+    }                                                                  \
+  }
+    G8_ROWS(G8_STORE)
+#undef G8_STORE
+  }
+}
+
+/* one row of A x 4 weight rows */
+__attribute__((target("avx512f"))) static void gemv_row1(int j0, int j1, int k, float alpha,
+                                                         const float *A, const float *B,
+                                                         int64_t ldb, float beta, float *C) {
+  for (int j = j0; j < j1; j += 4) {
+    int nb = j1 - j < 4 ? j1 - j : 4;
+    const float *bp[4];
+    for (int q = 0; q < 4; q++) bp[q] = B + (int64_t)(j + (q < nb ? q : 0)) * ldb;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    for (int kk = 0; kk < k; kk += 16) {
+      __mmask16 mk = k - kk >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - kk)) - 1);
+      __m512 a = _mm512_maskz_loadu_ps(mk, A + kk);
+      c0 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(mk, bp[0] + kk), c0);
+      c1 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(mk, bp[1] + kk), c1);
+      c2 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(mk, bp[2] + kk), c2);
+      c3 = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(mk, bp[3] + kk), c3);
+    }
+    float s[4] = {_mm512_reduce_add_ps(c0), _mm512_reduce_add_ps(c1), _mm512_reduce_add_ps(c2),
+                  _mm512_reduce_add_ps(c3)};
+    for (int q = 0; q < nb; q++) C[j + q] = beta == 0.0f ? alpha * s[q] : alpha * s[q] + beta * C[j + q];
+  }
+}
+
+static void gemm_nt_small_avx512(int m, int j0, int j1, int k, float alpha, const float *A,
+                                 int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                                 int64_t ldc) {
+  if (m == 1) {
+    gemv_row1(j0, j1, k, alpha, A, B, ldb, beta, C);
+    return;
+  }
+  for (int i0 = 0; i0 < m; i0 += 8) {
+    int mr = m - i0 < 8 ? m - i0 : 8;
+    gemv_rows8(mr, j0, j1, k, alpha, A + (int64_t)i0 * lda, lda, B, ldb, beta, C + (int64_t)i0 * ldc, ldc);
+  }
+}
+#endif
+
 #define TABLE(SUFFIX) \
-  {rowmax_##SUFFIX, expsum_##SUFFIX, expsub_##SUFFIX, expsubv_##SUFFIX, expstats_##SUFFIX, clsgrad_##SUFFIX, #SUFFIX}
+  {rowmax_##SUFFIX, expsum_##SUFFIX, expsub_##SUFFIX, expsubv_##SUFFIX, expstats_##SUFFIX, clsgrad_##SUFFIX, swiglu_##SUFFIX, swiglu_bwd_##SUFFIX, NULL, #SUFFIX}
 
 #ifdef GRPO_SIMD_X86
 static const cpu_simd_kernels tables[3] = {TABLE(base), TABLE(avx2), TABLE(avx512)};
@@ -119,6 +243,13 @@ int cpu_simd_select(int level) {
   }
   if (level > 2) level = 2;
   cpu_simd = tables[level];
+  if (level == 0) { /* baseline: the backend's loops over core/ops_math.h */
+    cpu_simd.swiglu = NULL;
+    cpu_simd.swiglu_bwd = NULL;
+  }
+#ifdef GRPO_SIMD_X86
+  if (level == 2) cpu_simd.gemm_nt_small = gemm_nt_small_avx512;
+#endif
   return level;
 }
 
