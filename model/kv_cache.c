@@ -12,7 +12,13 @@ size_t model_kv_cache_bytes(const model_config *cfg, int n_slots, int max_len) {
 
 int model_kv_cache_init(model_kv_cache *c, const model_config *cfg, int n_slots, int max_len,
                         grpo_error *err) {
+  return model_kv_cache_init_on(c, cfg, NULL, n_slots, max_len, err);
+}
+
+int model_kv_cache_init_on(model_kv_cache *c, const model_config *cfg, grpo_backend *be,
+                           int n_slots, int max_len, grpo_error *err) {
   memset(c, 0, sizeof *c);
+  if (be && be->kind == GRPO_DEVICE_CPU) be = NULL; /* host memory: malloc, as ever */
   if (n_slots <= 0 || max_len <= 0)
     return GRPO_FAIL(err, GRPO_EINVAL, "kv cache: n_slots (%d) and max_len (%d) must be > 0",
                      n_slots, max_len);
@@ -22,9 +28,25 @@ int model_kv_cache_init(model_kv_cache *c, const model_config *cfg, int n_slots,
   c->max_len = max_len;
   c->n_kv_heads = cfg->n_kv_heads;
   c->head_dim = cfg->head_dim;
+  c->len = calloc((size_t)n_slots, sizeof(int));
+  if (be) {
+    /* one device allocation for K and V */
+    void *kv = NULL;
+    int rc = c->len ? be->alloc(be, 2 * one * sizeof(float), &kv, err)
+                    : GRPO_FAIL(err, GRPO_ENOMEM, "kv cache: out of memory");
+    if (rc) {
+      free(c->len);
+      memset(c, 0, sizeof *c);
+      grpo_error_prefix(err, "kv cache (%d slots x %d tokens) on %s", n_slots, max_len, be->name);
+      return rc;
+    }
+    c->be = be;
+    c->k = kv;
+    c->v = c->k + one;
+    return GRPO_OK;
+  }
   /* One allocation for K and V; untouched pages are never faulted in. */
   c->k = malloc(2 * one * sizeof(float));
-  c->len = calloc((size_t)n_slots, sizeof(int));
   if (!c->k || !c->len) {
     free(c->k);
     free(c->len);
@@ -38,7 +60,10 @@ int model_kv_cache_init(model_kv_cache *c, const model_config *cfg, int n_slots,
 
 void model_kv_cache_free(model_kv_cache *c) {
   if (!c) return;
-  free(c->k);
+  if (c->be)
+    c->be->free(c->be, c->k);
+  else
+    free(c->k);
   free(c->len);
   memset(c, 0, sizeof *c);
 }
@@ -63,11 +88,22 @@ int model_kv_cache_copy_prefix(model_kv_cache *c, int src, const int *dst, int n
       return GRPO_FAIL(err, GRPO_EINVAL, "kv cache: destination slot %d (index %d) out of range",
                        dst[i], i);
   size_t row = (size_t)c->n_kv_heads * c->head_dim * sizeof(float);
+  grpo_backend *be = c->be;
   for (int i = 0; i < n_dst; i++) {
     if (dst[i] == src) continue;
     for (int l = 0; l < c->n_layers; l++) {
-      memcpy(model_kv_cache_k(c, l, dst[i], 0), model_kv_cache_k(c, l, src, 0), row * n_tokens);
-      memcpy(model_kv_cache_v(c, l, dst[i], 0), model_kv_cache_v(c, l, src, 0), row * n_tokens);
+      if (be) {
+        /* queued on the backend's stream, in order with the decode that reads it */
+        int rc = be->copy_d2d(be, model_kv_cache_k(c, l, dst[i], 0), model_kv_cache_k(c, l, src, 0),
+                              row * n_tokens, err);
+        if (!rc)
+          rc = be->copy_d2d(be, model_kv_cache_v(c, l, dst[i], 0), model_kv_cache_v(c, l, src, 0),
+                            row * n_tokens, err);
+        if (rc) return rc;
+      } else {
+        memcpy(model_kv_cache_k(c, l, dst[i], 0), model_kv_cache_k(c, l, src, 0), row * n_tokens);
+        memcpy(model_kv_cache_v(c, l, dst[i], 0), model_kv_cache_v(c, l, src, 0), row * n_tokens);
+      }
     }
     c->len[dst[i]] = n_tokens;
   }

@@ -6,25 +6,39 @@
  *                          + slots * sizeof(int)
  * e.g. the bench model (L 8, nkv 2, hd 64): 8 KiB per token per slot.
  * Prefill and decode steps live in model/transformer.h; prefix sharing (a group
- * of G samples prefills its prompt once) is model_kv_cache_copy_prefix. */
+ * of G samples prefills its prompt once) is model_kv_cache_copy_prefix.
+ *
+ * K and V are backend memory (the transformer's kv_write / attn_decode read
+ * them): host memory (malloc, as before) for model_kv_cache_init and for a
+ * host-memory backend, be->alloc on a device (model_kv_cache_init_on). The
+ * per-slot lengths stay on the host either way: the decode path validates
+ * and advances them there. */
 #ifndef GRPO_MODEL_KV_CACHE_H
 #define GRPO_MODEL_KV_CACHE_H
 
 #include <stddef.h>
 
+#include "core/backend.h"
 #include "core/error.h"
 #include "model/model_config.h"
 
 typedef struct model_kv_cache {
   int n_layers, n_slots, max_len, n_kv_heads, head_dim;
-  float *k, *v;   /* [L, slots, max_len, nkv, hd] each */
-  int *len;       /* [slots] tokens held by each slot */
+  float *k, *v;   /* [L, slots, max_len, nkv, hd] each; backend memory */
+  int *len;       /* [slots] tokens held by each slot; host memory */
+  grpo_backend *be; /* device backend owning k / v; NULL: host memory */
 } model_kv_cache;
 
 size_t model_kv_cache_bytes(const model_config *cfg, int n_slots, int max_len);
 
+/* A cache in host memory (the CPU backend's memory). */
 int model_kv_cache_init(model_kv_cache *c, const model_config *cfg, int n_slots, int max_len,
                         grpo_error *err);
+/* A cache in be's memory: host memory (exactly model_kv_cache_init) when be is
+ * NULL or a host-memory backend, be->alloc on a device (not zeroed: rows are
+ * written before they are read). */
+int model_kv_cache_init_on(model_kv_cache *c, const model_config *cfg, grpo_backend *be,
+                           int n_slots, int max_len, grpo_error *err);
 void model_kv_cache_free(model_kv_cache *c);
 
 /* Empties one slot (its memory is reused by the next prefill). */
@@ -35,7 +49,8 @@ int model_kv_cache_reset(model_kv_cache *c, int slot, grpo_error *err);
 int model_kv_cache_copy_prefix(model_kv_cache *c, int src, const int *dst, int n_dst,
                                int n_tokens, grpo_error *err);
 
-/* Row of layer l, slot s, position t (nkv * hd floats). */
+/* Row of layer l, slot s, position t (nkv * hd floats): a backend pointer
+ * (dereference it only for a host cache). */
 static inline float *model_kv_cache_k(const model_kv_cache *c, int l, int s, int t) {
   return c->k + (((size_t)l * c->n_slots + s) * c->max_len + t) * (size_t)c->n_kv_heads *
                     c->head_dim;

@@ -99,7 +99,11 @@ int model_params_init(model_params *p, const model_config *cfg, grpo_error *err)
   return GRPO_OK;
 }
 
+/* Device memory of a bound params (nothing on a host-memory backend). */
+static int on_device(const model_params *p) { return p->be && p->be->kind != GRPO_DEVICE_CPU; }
+
 void model_params_free(model_params *p) {
+  model_params_unbind(p);
   free(p->info);
   free(p->layers);
   free(p->data);
@@ -107,16 +111,121 @@ void model_params_free(model_params *p) {
   memset(p, 0, sizeof *p);
 }
 
-int model_params_alloc_grad(model_params *p, grpo_error *err) {
-  if (p->grad) return GRPO_OK;
-  p->grad = alloc_floats(p->total);
-  if (!p->grad)
-    return GRPO_FAIL(err, GRPO_ENOMEM, "gradients: cannot allocate %zu floats", p->total);
+/* Allocates and zeroes dev_grad on a device and points the view at it. */
+static int alloc_dev_grad(model_params *p, grpo_error *err) {
+  if (p->dev_grad) return GRPO_OK;
+  size_t bytes = p->total * sizeof(float);
+  void *g = NULL;
+  int rc = p->be->alloc(p->be, bytes, &g, err);
+  if (rc) {
+    grpo_error_prefix(err, "gradients on %s (%zu floats)", p->be->name, p->total);
+    return rc;
+  }
+  p->be->memset(p->be, g, 0, bytes);
+  p->dev_grad = g;
+  p->dev_view->grad = g;
   return GRPO_OK;
 }
 
+int model_params_alloc_grad(model_params *p, grpo_error *err) {
+  if (!p->grad) {
+    p->grad = alloc_floats(p->total);
+    if (!p->grad)
+      return GRPO_FAIL(err, GRPO_ENOMEM, "gradients: cannot allocate %zu floats", p->total);
+  }
+  if (!p->be) return GRPO_OK;
+  if (!on_device(p)) {
+    p->dev_grad = p->grad;
+    return GRPO_OK;
+  }
+  return alloc_dev_grad(p, err);
+}
+
 void model_params_zero_grad(model_params *p) {
+  if (on_device(p)) {
+    if (p->dev_grad) p->be->memset(p->be, p->dev_grad, 0, p->total * sizeof(float));
+    return;
+  }
   if (p->grad) memset(p->grad, 0, p->total * sizeof(float));
+}
+
+int model_params_bind(model_params *p, grpo_backend *be, grpo_error *err) {
+  if (p->be == be) return GRPO_OK;
+  if (p->be)
+    return GRPO_FAIL(err, GRPO_EINVAL, "parameters: already on backend %s, cannot bind to %s",
+                     p->be->name, be->name);
+  if (!p->data) return GRPO_FAIL(err, GRPO_EINVAL, "parameters: bind before the weights exist");
+  if (be->kind == GRPO_DEVICE_CPU) {
+    /* host memory: the backend works on the master copy in place */
+    p->be = be;
+    p->dev_data = p->data;
+    p->dev_grad = p->grad;
+    return GRPO_OK;
+  }
+  model_params *v = malloc(sizeof *v);
+  if (!v) return GRPO_FAIL(err, GRPO_ENOMEM, "parameters: out of memory");
+  size_t bytes = p->total * sizeof(float);
+  void *d = NULL;
+  int rc = be->alloc(be, bytes, &d, err);
+  if (rc) {
+    free(v);
+    grpo_error_prefix(err, "parameters on %s (%zu floats)", be->name, p->total);
+    return rc;
+  }
+  /* the view shares the table (info, layers); only the buffers differ */
+  *v = *p;
+  v->data = d;
+  v->grad = NULL;
+  v->be = be;
+  v->dev_data = d;
+  v->dev_grad = NULL;
+  v->dev_view = NULL;
+  p->be = be;
+  p->dev_data = d;
+  p->dev_view = v;
+  rc = be->copy_h2d(be, d, p->data, bytes, err);
+  if (!rc && p->grad) rc = alloc_dev_grad(p, err);
+  if (rc) {
+    be->free(be, p->dev_data);
+    be->free(be, p->dev_grad);
+    free(v);
+    p->be = NULL;
+    p->dev_data = p->dev_grad = NULL;
+    p->dev_view = NULL;
+  }
+  return rc;
+}
+
+void model_params_unbind(model_params *p) {
+  if (on_device(p)) {
+    p->be->free(p->be, p->dev_data);
+    p->be->free(p->be, p->dev_grad);
+    free(p->dev_view);
+  }
+  p->be = NULL;
+  p->dev_data = p->dev_grad = NULL;
+  p->dev_view = NULL;
+}
+
+const model_params *model_params_device(const model_params *p) {
+  return p->dev_view ? p->dev_view : p;
+}
+
+int model_params_to_device(model_params *p, grpo_error *err) {
+  if (!on_device(p)) return GRPO_OK;
+  return p->be->copy_h2d(p->be, p->dev_data, p->data, p->total * sizeof(float), err);
+}
+
+int model_params_to_host(model_params *p, grpo_error *err) {
+  if (!on_device(p)) return GRPO_OK;
+  return p->be->copy_d2h(p->be, p->data, p->dev_data, p->total * sizeof(float), err);
+}
+
+int model_params_grads_to_host(model_params *p, grpo_error *err) {
+  if (!on_device(p) || !p->dev_grad) return GRPO_OK;
+  if (!p->grad)
+    return GRPO_FAIL(err, GRPO_EINVAL, "gradients: no host buffer (model_params_alloc_grad)");
+  return p->be->copy_d2h(p->be, p->grad, p->dev_grad, p->total * sizeof(float), err);
 }
 
 void model_params_init_random(model_params *p, uint64_t seed, float std) {
@@ -183,5 +292,5 @@ int model_params_copy(model_params *dst, const model_params *src, grpo_error *er
     return GRPO_FAIL(err, GRPO_EINVAL, "model_params_copy: layouts differ (%zu vs %zu floats)",
                      dst->total, src->total);
   memcpy(dst->data, src->data, src->total * sizeof(float));
-  return GRPO_OK;
+  return model_params_to_device(dst, err);
 }

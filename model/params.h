@@ -10,13 +10,33 @@
  * (absent from the table when tied: lookups of "lm_head.weight" then return
  * the embed_tokens entry, so tied gradients accumulate into one tensor).
  * Every offset is a multiple of MODEL_PARAM_ALIGN floats; the padding between
- * tensors is zero and stays zero. */
+ * tensors is zero and stays zero.
+ *
+ * Where the numbers live. `data` / `grad` are always host memory: the master
+ * copy that loaders, init, checkpoints and the weight broadcast read and
+ * write. model_params_bind attaches a backend; the backend's copies are
+ * `dev_data` / `dev_grad`, and model_params_device() is the view of the table
+ * the transformer takes (its data / grad are the backend pointers).
+ *  - CPU backend (host memory): dev_data == data and dev_grad == grad, the
+ *    view is the params itself: no second buffer, no copy, every sync point
+ *    below is a no-op.
+ *  - A device (CUDA): dev_data / dev_grad are device buffers. Training updates
+ *    dev_data (AdamW) and accumulates into dev_grad; the host copies are only
+ *    current after the explicit sync points:
+ *      model_params_to_device       host data -> device (after load / init /
+ *                                   edits of `data`; model_params_copy into
+ *                                   a bound dst calls it)
+ *      model_params_to_host         device -> host data (before checkpoints,
+ *                                   the weight broadcast, export)
+ *      model_params_grads_to_host   device grad -> host grad (inspection)
+ *    model_params_zero_grad clears the device gradient (be->memset). */
 #ifndef GRPO_MODEL_PARAMS_H
 #define GRPO_MODEL_PARAMS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/backend.h"
 #include "core/error.h"
 #include "model/model_config.h"
 
@@ -75,6 +95,11 @@ typedef struct model_params {
   model_layer_offsets *layers;       /* cfg.n_layers entries */
   float *data;                       /* total floats, 64-byte aligned, zero-filled; owned */
   float *grad;                       /* same layout; NULL until model_params_alloc_grad */
+  /* backend residency (model_params_bind); all NULL when unbound */
+  grpo_backend *be;                  /* the backend dev_data / dev_grad belong to */
+  float *dev_data, *dev_grad;        /* == data / grad on a host-memory backend */
+  struct model_params *dev_view;     /* device backends only: the table with data /
+                                        grad = dev_data / dev_grad (owned) */
 } model_params;
 
 /* Builds the table for cfg and allocates a zeroed parameter buffer. */
@@ -83,10 +108,35 @@ int model_params_init(model_params *p, const model_config *cfg, grpo_error *err)
 /* Builds the table only (data and grad stay NULL): for device buffers. */
 int model_params_layout(model_params *p, const model_config *cfg, grpo_error *err);
 
+/* Frees the host buffers, the table and the device mirror (if bound). */
 void model_params_free(model_params *p);
 
-/* Allocates (zeroed) the gradient buffer if absent. */
+/* Attaches backend be: on a host-memory backend (kind GRPO_DEVICE_CPU)
+ * dev_data / dev_grad alias data / grad and nothing is allocated or copied;
+ * on a device it allocates dev_data (and dev_grad when grad exists), copies
+ * data there and zeroes dev_grad. data must be allocated. Binding twice to
+ * the same backend is a no-op; to another one is an error. */
+int model_params_bind(model_params *p, grpo_backend *be, grpo_error *err);
+
+/* Frees the device mirror and detaches the backend (the host buffers stay). */
+void model_params_unbind(model_params *p);
+
+/* What the transformer (and any backend op) takes: p itself when unbound or
+ * on a host-memory backend, else the device view (same table, device
+ * pointers). Valid as long as p is bound; it moves with p (the view is a
+ * separate allocation, so copying the model_params struct keeps it). */
+const model_params *model_params_device(const model_params *p);
+
+/* Sync points (no-ops when unbound or on a host-memory backend). */
+int model_params_to_device(model_params *p, grpo_error *err);
+int model_params_to_host(model_params *p, grpo_error *err);
+int model_params_grads_to_host(model_params *p, grpo_error *err);
+
+/* Allocates (zeroed) the gradient buffer if absent, and its device copy
+ * when bound to a device. */
 int model_params_alloc_grad(model_params *p, grpo_error *err);
+/* Zeroes the gradient where it accumulates: grad (host) or, bound to a
+ * device, dev_grad (be->memset; the host grad is left as it is). */
 void model_params_zero_grad(model_params *p);
 
 /* Deterministic random init for built-in models, HF-style: matrices and the
@@ -104,7 +154,9 @@ const model_param_info *model_params_find(const model_params *p, const char *nam
 float *model_params_tensor(const model_params *p, const char *name);
 float *model_params_grad_tensor(const model_params *p, const char *name);
 
-/* Copies the parameters (data only) from src; the layouts must match. */
+/* Copies the parameters (host data only) from src; the layouts must match.
+ * When dst is bound to a device its device copy is updated too
+ * (model_params_to_device). src's host data must be current. */
 int model_params_copy(model_params *dst, const model_params *src, grpo_error *err);
 
 #endif

@@ -85,8 +85,12 @@ int model_prm_create(model_prm **out, model_params *backbone, model_prm_head *he
   /* Forward only: recompute keeps one activation set instead of one per layer;
    * one prediction slot keeps the classifier workspace to a single row. */
   model_plan_opts po = {.max_tokens = max_tokens, .max_pred = 1, .recompute = 1};
-  int rc = model_transformer_create(&p->tf, &p->params, be, &po, err);
+  /* the backbone on the backend (no copy on the CPU); the head stays on the host */
+  int was_bound = p->params.be != NULL;
+  int rc = model_params_bind(&p->params, be, err);
+  if (!rc) rc = model_transformer_create(&p->tf, model_params_device(&p->params), be, &po, err);
   if (rc) {
+    if (!was_bound) model_params_unbind(&p->params);
     memset(&p->params, 0, sizeof p->params); /* still the caller's on failure */
     memset(&p->head, 0, sizeof p->head);
     model_prm_free(p);

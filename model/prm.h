@@ -12,9 +12,11 @@
  * causal, so tokens after the last separator do not change any score.
  *
  * The backbone runs through model_forward (model/transformer.h) with no
- * predictions; the head is applied on the host to the separator rows only
- * (f32, plain loops: 2*H*(H+2) flops per step, negligible next to the
- * backbone). Loading from a HF directory is ckpt_hf_load_prm
+ * predictions, on the backend given to model_prm_create (the backbone's
+ * weights are copied there when it is a device: model_params_bind); the head
+ * stays on the host and is applied to the separator rows of the hidden
+ * states model_forward copies back (f32, plain loops: 2*H*(H+2) flops per
+ * step, negligible next to the backbone). Loading from a HF directory is ckpt_hf_load_prm
  * (checkpoints/hf_io.h): model/ does not read files of the checkpoint format. */
 #ifndef GRPO_MODEL_PRM_H
 #define GRPO_MODEL_PRM_H

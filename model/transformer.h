@@ -48,8 +48,9 @@ typedef struct model_transformer model_transformer;
 /* Plans and allocates the workspace for opts. The model keeps pointers to
  * params (weights in params->data, gradients in params->grad) and be, which
  * must outlive it. params->data/grad and the KV cache are used in place as
- * backend memory: host memory is right for the CPU backend (a CUDA backend
- * needs device copies; not done yet). Backend f32 activations only. */
+ * backend memory: pass model_params_device(p) (model/params.h), which is p
+ * itself on the CPU backend and the device mirror on CUDA. Backend f32
+ * activations only. */
 int model_transformer_create(model_transformer **out, const model_params *params,
                              grpo_backend *be, const model_plan_opts *opts,
                              grpo_error *err);

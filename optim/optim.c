@@ -67,6 +67,8 @@ void optim_adamw_free(optim_adamw *o) {
     o->be->free(o->be, o->m);
     o->be->free(o->be, o->v);
   }
+  free(o->host_m);
+  free(o->host_v);
   free(o->groups);
   memset(o, 0, sizeof *o);
 }
@@ -86,6 +88,36 @@ void optim_adamw_step(optim_adamw *o, float *params, const float *grads, double 
     o->be->adamw(o->be, params + g->offset, grads + g->offset, o->m + g->offset,
                  o->v + g->offset, g->count, &hp);
   }
+}
+
+static int host_memory(const grpo_backend *be) { return !be || be->kind == GRPO_DEVICE_CPU; }
+
+int optim_adamw_moments_host(optim_adamw *o, float **m, float **v, grpo_error *err) {
+  if (host_memory(o->be)) {
+    *m = o->m;
+    *v = o->v;
+    return GRPO_OK;
+  }
+  *m = *v = NULL;
+  size_t bytes = o->n * sizeof(float);
+  if (!o->host_m) o->host_m = malloc(bytes ? bytes : 1);
+  if (!o->host_v) o->host_v = malloc(bytes ? bytes : 1);
+  if (!o->host_m || !o->host_v)
+    return GRPO_FAIL(err, GRPO_ENOMEM, "optimizer: no host memory for the moments (%zu floats)", o->n);
+  int rc = o->be->copy_d2h(o->be, o->host_m, o->m, bytes, err);
+  if (!rc) rc = o->be->copy_d2h(o->be, o->host_v, o->v, bytes, err);
+  if (rc) return rc;
+  *m = o->host_m;
+  *v = o->host_v;
+  return GRPO_OK;
+}
+
+int optim_adamw_moments_to_device(optim_adamw *o, grpo_error *err) {
+  if (host_memory(o->be) || !o->host_m || !o->host_v) return GRPO_OK;
+  size_t bytes = o->n * sizeof(float);
+  int rc = o->be->copy_h2d(o->be, o->m, o->host_m, bytes, err);
+  if (!rc) rc = o->be->copy_h2d(o->be, o->v, o->host_v, bytes, err);
+  return rc;
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -118,6 +150,35 @@ int optim_allreduce_sum(float *buf, size_t n, MPI_Comm comm, size_t bucket_float
     }
   }
   return GRPO_OK;
+}
+
+int optim_allreduce_sum_be(grpo_backend *be, float *buf, size_t n, MPI_Comm comm,
+                           size_t bucket_floats, float *stage, grpo_error *err) {
+  if (host_memory(be)) return optim_allreduce_sum(buf, n, comm, bucket_floats, err);
+  int world = 1;
+  MPI_Comm_size(comm, &world);
+  if (world == 1 || n == 0) return GRPO_OK;
+  if (bucket_floats == 0) bucket_floats = (size_t)4 << 20;
+  if (bucket_floats > (size_t)1 << 30) bucket_floats = (size_t)1 << 30;
+  size_t chunk = n < bucket_floats ? n : bucket_floats;
+  float *own = NULL;
+  if (!stage) {
+    own = stage = malloc(chunk * sizeof(float));
+    if (!own)
+      return GRPO_FAIL(err, GRPO_ENOMEM, "gradient all-reduce: no host staging buffer (%zu floats)",
+                       chunk);
+  }
+  int rc = GRPO_OK;
+  for (size_t off = 0; !rc && off < n; off += chunk) {
+    size_t len = n - off < chunk ? n - off : chunk;
+    rc = be->copy_d2h(be, stage, buf + off, len * sizeof(float), err);
+    if (!rc) rc = optim_allreduce_sum(stage, len, comm, len, err);
+    if (!rc) rc = be->copy_h2d(be, buf + off, stage, len * sizeof(float), err);
+    if (rc) grpo_error_prefix(err, "gradient all-reduce on %s, floats [%zu, %zu)", be->name, off,
+                              off + len);
+  }
+  free(own);
+  return rc;
 }
 
 double optim_grad_norm(grpo_backend *be, const float *grads, size_t n) {

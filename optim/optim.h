@@ -2,14 +2,19 @@
  * rate schedules, global-norm clipping, and the gradient all-reduce over MPI.
  *
  * A step on every rank:
- *   optim_allreduce_sum(grad, n, comm, ...)      // sum over data-parallel ranks
+ *   optim_allreduce_sum_be(be, grad, n, comm, ...) // sum over data-parallel ranks
  *   norm = optim_grad_norm(be, grad, n)           // identical on every rank now
  *   optim_adamw_step(&opt, be, params, grad, optim_lr_at(&sched, step), clip)
  *
  * The parameter buffer is split into groups (offset, count, decay): weight
  * decay skips biases and norm weights, the usual exclusion. Groups come from
  * the caller (the trainer builds them from the model's parameter table), so
- * optim knows nothing about models. */
+ * optim knows nothing about models.
+ *
+ * Memory: params, grads and the moments are backend memory (host memory on
+ * the CPU backend, device memory on CUDA). Without NCCL the device all-reduce
+ * stages through host memory, one bucket at a time (copy_d2h, MPI_Allreduce,
+ * copy_h2d). Checkpoints reach the moments through optim_adamw_moments_host. */
 #ifndef GRPO_OPTIM_OPTIM_H
 #define GRPO_OPTIM_OPTIM_H
 
@@ -49,6 +54,8 @@ typedef struct optim_adamw {
   grpo_backend *be;
   size_t n;              /* floats in params, grads and moments */
   float *m, *v;          /* backend memory, f32 */
+  float *host_m, *host_v;/* device backends: host copies for checkpoints (lazily
+                            allocated by optim_adamw_moments_host); else NULL */
   long step;             /* updates applied so far */
   float beta1, beta2, eps, weight_decay;
   optim_group *groups;
@@ -67,6 +74,13 @@ void optim_adamw_free(optim_adamw *o);
 void optim_adamw_step(optim_adamw *o, float *params, const float *grads, double lr,
                       float grad_scale);
 
+/* Host views of the moments for checkpoints: on a host-memory backend *m, *v
+ * are o->m, o->v themselves; on a device, host copies filled now (copy_d2h).
+ * After writing into them (resume), optim_adamw_moments_to_device pushes
+ * them back (a no-op on a host-memory backend). */
+int optim_adamw_moments_host(optim_adamw *o, float **m, float **v, grpo_error *err);
+int optim_adamw_moments_to_device(optim_adamw *o, grpo_error *err);
+
 /* Builds groups from tensor (offset, count, name) triples: decay is off for
  * names ending in "bias" and for norm weights (a name containing "norm"). */
 int optim_groups_from_names(const size_t *offsets, const size_t *counts, const char *const *names,
@@ -78,6 +92,13 @@ int optim_groups_from_names(const size_t *offsets, const size_t *counts, const c
  * messages stay bounded. Host memory. */
 int optim_allreduce_sum(float *buf, size_t n, MPI_Comm comm, size_t bucket_floats,
                         grpo_error *err);
+/* The same on backend memory buf: optim_allreduce_sum itself on a host-memory
+ * backend (be NULL or kind CPU); on a device, each bucket is staged through
+ * host memory (copy_d2h, MPI_Allreduce, copy_h2d). stage: NULL (a bucket is
+ * allocated for the call) or host memory for min(n, bucket) floats. A
+ * communicator of one rank returns at once on a device. */
+int optim_allreduce_sum_be(grpo_backend *be, float *buf, size_t n, MPI_Comm comm,
+                           size_t bucket_floats, float *stage, grpo_error *err);
 /* L2 norm of the gradient (after the all-reduce it is the global norm). */
 double optim_grad_norm(grpo_backend *be, const float *grads, size_t n);
 /* The factor torch.nn.utils.clip_grad_norm_ applies: min(1, max_norm / (norm + 1e-6));

@@ -35,8 +35,14 @@ static int mp_truncate(void *ctx, int slot, int n_tokens, grpo_error *err) {
 
 int rollout_model_policy_init(rollout_model_policy *mp, rollout_policy *pol, model_transformer *m,
                               const model_config *cfg, int n_slots, int max_len, grpo_error *err) {
+  return rollout_model_policy_init_on(mp, pol, m, NULL, cfg, n_slots, max_len, err);
+}
+
+int rollout_model_policy_init_on(rollout_model_policy *mp, rollout_policy *pol, model_transformer *m,
+                                 grpo_backend *be, const model_config *cfg, int n_slots,
+                                 int max_len, grpo_error *err) {
   mp->model = m;
-  int rc = model_kv_cache_init(&mp->cache, cfg, n_slots, max_len, err);
+  int rc = model_kv_cache_init_on(&mp->cache, cfg, be, n_slots, max_len, err);
   if (rc) return rc;
   *pol = (rollout_policy){mp, cfg->vocab, n_slots, max_len, mp_reset, mp_append, mp_step, mp_copy,
                          mp_truncate};

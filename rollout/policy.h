@@ -13,9 +13,14 @@ typedef struct rollout_model_policy {
   model_kv_cache cache;
 } rollout_model_policy;
 
-/* Allocates the cache (n_slots x max_len) and fills *pol. */
+/* Allocates the cache (n_slots x max_len, host memory) and fills *pol. */
 int rollout_model_policy_init(rollout_model_policy *mp, rollout_policy *pol, model_transformer *m,
                               const model_config *cfg, int n_slots, int max_len, grpo_error *err);
+/* The same with the cache in be's memory (be: the backend m runs on; NULL or
+ * a host-memory backend = rollout_model_policy_init). */
+int rollout_model_policy_init_on(rollout_model_policy *mp, rollout_policy *pol, model_transformer *m,
+                                 grpo_backend *be, const model_config *cfg, int n_slots,
+                                 int max_len, grpo_error *err);
 void rollout_model_policy_free(rollout_model_policy *mp);
 
 #endif

@@ -4,8 +4,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <mpi.h>
+
 #include "checkpoints/ckpt.h"
 #include "checkpoints/hf_io.h"
+#include "core/cuda/backend_cuda.h"
 #include "core/log.h"
 #include "tasks/arith.h"
 #include "tasks/dataset.h"
@@ -115,12 +118,54 @@ static int load_weights(trainer_session *s, grpo_error *err) {
   return rc;
 }
 
+/* This process's index among the ranks on its node: the launcher's variable
+ * (Open MPI, Slurm, MPICH/Hydra), else MPI_Comm_split_type(SHARED) over
+ * MPI_COMM_WORLD (collective: every rank opens a session), else 0. */
+static int node_local_rank(void) {
+  static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID",
+                                     "PMI_LOCAL_RANK"};
+  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && *v >= '0' && *v <= '9') return atoi(v);
+  }
+  int init = 0, fin = 0, world = 1, local = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  if (!init || fin) return 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  if (world == 1) return 0;
+  MPI_Comm node;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    MPI_Comm_rank(node, &local);
+    MPI_Comm_free(&node);
+  }
+  return local;
+}
+
+/* model.device: cuda: one GPU per rank, the node-local rank modulo the
+ * visible devices (CUDA_VISIBLE_DEVICES narrows what is visible; a launcher
+ * that gives each rank one device makes this device 0). */
+static int open_cuda(trainer_session *s, grpo_error *err) {
+  int n = grpo_backend_cuda_device_count();
+  grpo_cuda_options o = {.act_dtype = GRPO_F32};
+  if (n > 0) o.device = node_local_rank() % n;
+  int rc = grpo_backend_cuda_create(&o, &s->be, err);
+  if (rc) {
+    s->be = NULL;
+    grpo_error_prefix(err, "model.device: cuda");
+    return rc;
+  }
+  GRPO_INFO("model.device: cuda, device %d of %d visible (CUDA_VISIBLE_DEVICES=%s)", o.device, n,
+            getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "unset");
+  return GRPO_OK;
+}
+
 /* Keys the schema already declares for later work: a value other than the
  * default must not be silently ignored. */
 static int reject_unimplemented(const grpo_config *c, grpo_error *err) {
   const char *key = NULL;
   if (c->model.ref_path[0]) key = "model.ref_path (the reference is the initial policy)";
-  else if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16) key = "model.dtype: bfloat16 (the CPU path is float32)";
+  else if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16) key = "model.dtype: bfloat16 (both backends compute in float32 for now)";
   else if (c->trainer.top_entropy_quantile < 1.0) key = "trainer.top_entropy_quantile";
   else if (c->logging.log_completions) key = "logging.log_completions";
   else if (c->logging.num_completions_to_print > 0) key = "logging.num_completions_to_print";
@@ -167,12 +212,12 @@ int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_t
   if (urc) return urc;
   s->cfg = cfg;
   s->be = grpo_backend_cpu();
-  if (cfg->model.device == GRPO_CFG_DEVICE_CUDA)
-    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
-                     "model.device: cuda is not available yet (the CUDA backend arrives with its issue); use cpu");
-  int rc = open_tokenizer(s, err);
+  int rc = cfg->model.device == GRPO_CFG_DEVICE_CUDA ? open_cuda(s, err) : GRPO_OK;
+  if (!rc) rc = open_tokenizer(s, err);
   if (!rc) rc = choose_chat(s, err);
   if (!rc) rc = load_weights(s, err);
+  /* the weights on the backend (CPU: the host buffers themselves, no copy) */
+  if (!rc) rc = model_params_bind(&s->params, s->be, err);
   if (rc) {
     trainer_session_close(s);
     return rc;
@@ -191,8 +236,10 @@ int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_t
   if (po.max_tokens < train_tokens) po.max_tokens = train_tokens;
   po.recompute = cfg->model.gradient_checkpointing;
   po.max_cache_len = s->max_len;
-  rc = model_transformer_create(&s->model, &s->params, s->be, &po, err);
-  if (!rc) rc = rollout_model_policy_init(&s->mp, &s->policy, s->model, &s->params.cfg, slots, s->max_len, err);
+  rc = model_transformer_create(&s->model, model_params_device(&s->params), s->be, &po, err);
+  if (!rc)
+    rc = rollout_model_policy_init_on(&s->mp, &s->policy, s->model, s->be, &s->params.cfg, slots,
+                                      s->max_len, err);
   if (!rc) rc = rollout_engine_create(&s->engine, &s->policy, err);
   if (rc) {
     trainer_session_close(s);
@@ -228,6 +275,8 @@ void trainer_session_close(trainer_session *s) {
   model_transformer_free(s->model);
   model_params_free(&s->params);
   model_tokenizer_free(s->tok);
+  /* last: everything above kept memory on it */
+  if (s->be && s->be->kind == GRPO_DEVICE_CUDA) grpo_backend_cuda_destroy(s->be);
   memset(s, 0, sizeof *s);
 }
 

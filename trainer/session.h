@@ -22,8 +22,9 @@ typedef struct trainer_session {
   model_tokenizer *tok;
   model_chat_template chat;
   char tokenizer_dir[1024];     /* source of tokenizer files ("" for the byte tokenizer) */
-  model_params params;
-  grpo_backend *be;
+  model_params params;          /* host master copy, bound to be (model_params_bind) */
+  grpo_backend *be;             /* the CPU backend, or a CUDA backend the session owns
+                                   (model.device: cuda; destroyed by close) */
   model_transformer *model;
   int max_len;                  /* prompt + completion tokens a sequence may hold */
   /* generation */

@@ -380,16 +380,20 @@ static int save_checkpoint(run *r, grpo_error *err) {
   if (r->rank == 0) {
     ckpt_writer *w;
     const model_params *p = &r->s.params;
+    float *om = NULL, *ov = NULL; /* host views of the moments (staged from a device) */
+    rc = model_params_to_host(&r->s.params, err);
+    if (!rc && r->cfg->checkpoint.save_optimizer) rc = optim_adamw_moments_host(&r->opt, &om, &ov, err);
+    if (rc) goto done;
     rc = ckpt_writer_begin(&w, r->ckpt_dir, r->step, (int)r->cfg->checkpoint.keep_last, err);
     if (rc) goto done;
     rc = ckpt_put_params(w, p, CKPT_F32, err);
     for (int i = 0; !rc && r->cfg->checkpoint.save_optimizer && i < p->n; i++) {
       const model_param_info *t = &p->info[i];
       rc = ckpt_writer_put_tensor(w, CKPT_OPTIM_M, t->name, CKPT_F32, t->ndim, t->shape,
-                                  r->opt.m + t->offset, err);
+                                  om + t->offset, err);
       if (!rc)
         rc = ckpt_writer_put_tensor(w, CKPT_OPTIM_V, t->name, CKPT_F32, t->ndim, t->shape,
-                                    r->opt.v + t->offset, err);
+                                    ov + t->offset, err);
     }
     if (!rc) rc = ckpt_writer_put_i64(w, "optim_step", r->opt.step, err);
     if (!rc) rc = ckpt_writer_put_i64(w, "data_counter", (int64_t)(r->rewind ? r->rewind_counter : r->src.counter), err);
@@ -439,18 +443,21 @@ static int maybe_resume(run *r, grpo_error *err) {
   if (rc) return rc;
   model_params *p = &r->s.params;
   model_params loaded;
+  float *om = NULL, *ov = NULL; /* host views of the moments (pushed to a device below) */
   rc = ckpt_load_params(rd, &loaded, err);
   if (!rc) {
-    rc = model_params_copy(p, &loaded, err);
+    rc = model_params_copy(p, &loaded, err); /* and to the device */
     model_params_free(&loaded);
   }
+  if (!rc) rc = optim_adamw_moments_host(&r->opt, &om, &ov, err);
   for (int i = 0; !rc && i < p->n; i++) {
     const model_param_info *t = &p->info[i];
     if (ckpt_reader_find(rd, CKPT_OPTIM_M, t->name)) {
-      rc = ckpt_reader_read_named(rd, CKPT_OPTIM_M, t->name, CKPT_F32, r->opt.m + t->offset, t->numel, err);
-      if (!rc) rc = ckpt_reader_read_named(rd, CKPT_OPTIM_V, t->name, CKPT_F32, r->opt.v + t->offset, t->numel, err);
+      rc = ckpt_reader_read_named(rd, CKPT_OPTIM_M, t->name, CKPT_F32, om + t->offset, t->numel, err);
+      if (!rc) rc = ckpt_reader_read_named(rd, CKPT_OPTIM_V, t->name, CKPT_F32, ov + t->offset, t->numel, err);
     }
   }
+  if (!rc) rc = optim_adamw_moments_to_device(&r->opt, err);
   int64_t v;
   if (!rc) r->step = ckpt_reader_step(rd);
   if (!rc && !read_i64(rd, "optim_step", &v, NULL)) r->opt.step = v;
@@ -684,17 +691,18 @@ static int train_sequences(run *r, const seq_ref *seqs, int n, const trainer_los
 static int optimizer_step(run *r, double *grad_norm, double *lr, grpo_error *err) {
   model_params *p = &r->s.params;
   double t0 = grpo_now_seconds();
-  int rc = optim_allreduce_sum(p->grad, p->total, r->comm, 0, err);
+  /* backend memory (dev_* == the host buffers on the CPU); p->grad stages a device */
+  int rc = optim_allreduce_sum_be(r->s.be, p->dev_grad, p->total, r->comm, 0, p->grad, err);
   r->t_sync += grpo_now_seconds() - t0;
   if (rc) return -rc;
-  double norm = optim_grad_norm(r->s.be, p->grad, p->total);
+  double norm = optim_grad_norm(r->s.be, p->dev_grad, p->total);
   *grad_norm = norm;
   *lr = optim_lr_at(&r->sched, r->opt.step + 1);
   if (!isfinite(norm)) {
     model_params_zero_grad(p);
     return 1;
   }
-  optim_adamw_step(&r->opt, p->data, p->grad, *lr, optim_clip_factor(norm, r->cfg->optim.max_grad_norm));
+  optim_adamw_step(&r->opt, p->dev_data, p->dev_grad, *lr, optim_clip_factor(norm, r->cfg->optim.max_grad_norm));
   model_params_zero_grad(p);
   return 0;
 }
@@ -1134,6 +1142,10 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   if (cfg->rollout.adaptive_group_size && cfg->rollout.adaptive_pilot > cfg->rollout.num_generations)
     return GRPO_FAIL(err, GRPO_EINVAL, "rollout.adaptive_pilot (%ld) is above rollout.num_generations (%ld)",
                      (long)cfg->rollout.adaptive_pilot, (long)cfg->rollout.num_generations);
+  if (disagg && cfg->model.device == GRPO_CFG_DEVICE_CUDA)
+    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
+                     "distributed.mode: disaggregated does not run with model.device: cuda yet (rollout workers "
+                     "receive the weights into host memory and never copy them to the GPU); use colocated");
   if (cfg->distributed.off_policy_steps > 0 && cfg->trainer.dynamic_sampling)
     return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
                      "distributed.off_policy_steps does not combine with trainer.dynamic_sampling yet (a step may "
@@ -1168,8 +1180,9 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     /* the frozen reference: the policy as it starts (or model.ref_path) */
     rc = model_params_init(&r.ref_params, &r.s.params.cfg, err);
     if (!rc) rc = model_params_copy(&r.ref_params, &r.s.params, err);
+    if (!rc) rc = model_params_bind(&r.ref_params, r.s.be, err);
     model_plan_opts po = {.max_tokens = r.mb_tokens, .max_cache_len = 1};
-    if (!rc) rc = model_transformer_create(&r.ref_model, &r.ref_params, r.s.be, &po, err);
+    if (!rc) rc = model_transformer_create(&r.ref_model, model_params_device(&r.ref_params), r.s.be, &po, err);
   }
   /* rollout.adaptive_group_size: groups hold up to G = adaptive_max_group_size
    * samples (the stride of every per-sample array); each draws a pilot of G0,
@@ -1253,6 +1266,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     summary->accuracy_first = acc0;
     if (!rc && r.n_evals) trainer_metrics_flush(&r.metrics, r.step);
   }
+  if (!rc && disagg && r.rank == 0) rc = model_params_to_host(&r.s.params, err);
   if (!rc && disagg && r.rank == 0)
     rc = rollout_broadcast_weights(&cl, (uint32_t)r.step, r.s.params.data, r.s.params.total, err);
   grpo_progress prog;
@@ -1535,7 +1549,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     }
     if (disagg && r.rank == 0) {
       double t0 = grpo_now_seconds();
-      rc = rollout_broadcast_weights(&cl, (uint32_t)r.step, r.s.params.data, r.s.params.total, err);
+      rc = model_params_to_host(&r.s.params, err);
+      if (!rc) rc = rollout_broadcast_weights(&cl, (uint32_t)r.step, r.s.params.data, r.s.params.total, err);
       r.t_sync += grpo_now_seconds() - t0;
       if (rc) break;
     }

@@ -1,13 +1,13 @@
 /* Whole-model forward and backward of the tiny fixture models
  * (tests/fixtures/models/<arch>/, PyTorch float64 references) on the CUDA
- * backend, with the weights and gradients in device memory: a device mirror of
- * model_params (model_params_layout + be->alloc) is handed to the transformer,
- * which then touches memory only through the backend. Also checks the GPU
- * against the CPU model on the same batch. Same tolerances as
- * tests/model/test_transformer.c (1e-4 relative + 1e-5 for logprob, entropy,
- * hidden; 1e-3 relative + 1e-4 x max for gradients). Skips (77) without a
- * device. The decode path is not covered: model/kv_cache.c keeps the cache in
- * host memory. */
+ * backend, with the weights and gradients in device memory: the params are
+ * bound to the GPU (model_params_bind) and their device view
+ * (model_params_device) is handed to the transformer, which then touches
+ * memory only through the backend; gradients come back through
+ * model_params_grads_to_host. Same tolerances as tests/model/test_transformer.c
+ * (1e-4 relative + 1e-5 for logprob, entropy, hidden; 1e-3 relative + 1e-4 x
+ * max for gradients). Skips (77) without a device. The decode path (KV cache
+ * on the device) is covered by test_gpu_train.c. */
 #include <stdint.h>
 
 #include "checkpoints/safetensors.h"
@@ -96,29 +96,8 @@ static double max_abs(const float *a, size_t n) {
   return m;
 }
 
-/* A device mirror of host params: same table, data copied, grad zeroed. */
-static int mirror(model_params *d, const model_params *h, grpo_error *err) {
-  int rc = model_params_layout(d, &h->cfg, err);
-  if (rc) return rc;
-  size_t bytes = sizeof(float) * h->total;
-  void *data = NULL, *grad = NULL;
-  if ((rc = gpu->alloc(gpu, bytes, &data, err)) || (rc = gpu->alloc(gpu, bytes, &grad, err))) return rc;
-  d->data = data;
-  d->grad = grad;
-  gpu->memset(gpu, grad, 0, bytes);
-  return gpu->copy_h2d(gpu, data, h->data, bytes, err);
-}
-
-static void unmirror(model_params *d) {
-  gpu->free(gpu, d->data);
-  gpu->free(gpu, d->grad);
-  d->data = d->grad = NULL; /* not host memory: keep model_params_free off them */
-  model_params_free(d);
-}
-
 static void parity(const char *arch, const char *file) {
-  model_params hp, dp;
-  memset(&dp, 0, sizeof dp);
+  model_params hp;
   if (load_model(arch, &hp)) {
     CHECK_MSG(0, "%s: cannot load model", arch);
     return;
@@ -138,14 +117,17 @@ static void parity(const char *arch, const char *file) {
   float *elp = fx_f32(&st, "expect.logprob", NULL), *eent = fx_f32(&st, "expect.entropy", NULL);
   float *ehid = fx_f32(&st, "expect.hidden", NULL);
   CHECK(ids && pos && tin && tout && row && tgt && w && elp && eent && ehid);
-  int rc = mirror(&dp, &hp, &err);
+  /* weights to the GPU, then a zeroed gradient there */
+  int rc = model_params_bind(&hp, gpu, &err);
+  if (!rc) rc = model_params_alloc_grad(&hp, &err);
   CHECK_MSG(rc == 0, "%s", err.msg);
+  CHECK(rc || (hp.dev_data && hp.dev_data != hp.data && hp.dev_grad && hp.dev_grad != hp.grad));
   model_transformer *m = NULL;
   if (!rc && ids && pos && tin && tout && row && tgt && w && elp && eent && ehid) {
     model_batch b = {.n_tokens = (int)T, .ids = ids, .pos = pos, .tin = tin, .tout = tout,
                      .n_pred = (int)P, .pred_row = row, .pred_target = tgt, .temperature = 1.0f};
     model_plan_opts opts = {.max_tokens = (int)T + 3, .row_chunk = 4};
-    rc = model_transformer_create(&m, &dp, gpu, &opts, &err);
+    rc = model_transformer_create(&m, model_params_device(&hp), gpu, &opts, &err);
     CHECK_MSG(rc == 0, "%s: %s", arch, err.msg);
     if (!rc) {
       int H = hp.cfg.hidden;
@@ -160,8 +142,8 @@ static void parity(const char *arch, const char *file) {
       CHECK_MSG(wh <= 1.0, "%s %s: gpu hidden off by %.3g x tolerance", arch, file, wh);
       rc = model_backward(m, &b, w, NULL, &err);
       CHECK_MSG(rc == 0, "%s", err.msg);
-      float *g = malloc(sizeof(float) * hp.total);
-      CHECK(gpu->copy_d2h(gpu, g, dp.grad, sizeof(float) * hp.total, &err) == GRPO_OK);
+      CHECK(model_params_grads_to_host(&hp, &err) == GRPO_OK);
+      const float *g = hp.grad;
       char name[160];
       for (int i = 0; i < hp.n; i++) {
         const model_param_info *in = &hp.info[i];
@@ -175,11 +157,10 @@ static void parity(const char *arch, const char *file) {
         }
         free(eg);
       }
-      free(lp), free(ent), free(hid), free(g);
+      free(lp), free(ent), free(hid);
       model_transformer_free(m);
     }
   }
-  unmirror(&dp);
   ckpt_st_close(&st);
   model_params_free(&hp);
   free(ids), free(pos), free(tin), free(tout), free(row), free(tgt), free(w);
