@@ -510,6 +510,10 @@ int rollout_worker_loop(const rollout_cluster *c, const rollout_worker_options *
     if (ctrl[0] == CTRL_SHUTDOWN) break;
     if (ctrl[0] == CTRL_WEIGHTS) {
       if ((rc = bcast_weights(c->weights_comm, o->weights, o->n_weights, err))) break;
+      if (o->weights_received && (rc = o->weights_received(o->weights_ctx, err))) {
+        report_error(c, err);
+        break;
+      }
       version = (uint32_t)ctrl[1];
       have_weights = 1;
       continue;

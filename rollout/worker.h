@@ -111,6 +111,10 @@ typedef struct rollout_worker_options {
   rollout_budget_forcing budget; /* budget forcing; all zero = off. Results carry
                                     each completion's forced mask either way. */
   const rollout_tw_options *tw;  /* fork/join limits for parallel work; NULL: refused */
+  /* Called after each weight broadcast landed in `weights` (host memory),
+   * e.g. to copy them to the GPU the engine samples on; may be NULL. */
+  int (*weights_received)(void *ctx, grpo_error *err);
+  void *weights_ctx;
 } rollout_worker_options;
 
 /* Serves until shutdown. On a local failure it reports to rank 0 and

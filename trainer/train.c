@@ -1023,6 +1023,10 @@ static int score_completion(void *ctx, const char *gold, const int32_t *ids, int
   return rc;
 }
 
+/* A worker's broadcast weights, host -> the device it samples on (nothing
+ * moves on the CPU backend). */
+static int weights_to_device(void *ctx, grpo_error *err) { return model_params_to_device(ctx, err); }
+
 /* Worker ranks: serve generation requests until the trainer shuts them down. */
 static int serve_rollouts(run *r, const rollout_cluster *cl, grpo_error *err) {
   rollout_engine_options eo;
@@ -1044,6 +1048,8 @@ static int serve_rollouts(run *r, const rollout_cluster *cl, grpo_error *err) {
   rollout_tw_options two;
   trainer_session_tw_options(&r->s, &two);
   if (r->cfg->rollout.parallel_threads) o.tw = &two;
+  o.weights_received = weights_to_device;
+  o.weights_ctx = &r->s.params;
   return rollout_worker_loop(cl, &o, err);
 }
 
@@ -1142,10 +1148,6 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   if (cfg->rollout.adaptive_group_size && cfg->rollout.adaptive_pilot > cfg->rollout.num_generations)
     return GRPO_FAIL(err, GRPO_EINVAL, "rollout.adaptive_pilot (%ld) is above rollout.num_generations (%ld)",
                      (long)cfg->rollout.adaptive_pilot, (long)cfg->rollout.num_generations);
-  if (disagg && cfg->model.device == GRPO_CFG_DEVICE_CUDA)
-    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
-                     "distributed.mode: disaggregated does not run with model.device: cuda yet (rollout workers "
-                     "receive the weights into host memory and never copy them to the GPU); use colocated");
   if (cfg->distributed.off_policy_steps > 0 && cfg->trainer.dynamic_sampling)
     return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
                      "distributed.off_policy_steps does not combine with trainer.dynamic_sampling yet (a step may "
