@@ -181,25 +181,18 @@ static int unpack_results(wire *m, const rollout_work *w, const int *base, rollo
         grpo_error_prefix(err, "rollout worker rank %d", src);
         return rc;
       }
-      wire_get(m, res->rewards + (size_t)(base[h.group] + h.sample) * res->n_rewards,
-               sizeof(float) * (size_t)h.n_rewards);
-      o->n = h.n;
-      o->finish = (rollout_finish)h.finish;
-      o->truncated = h.truncated;
-      o->prompt_index = w->groups[h.group].prompt_index;
-      o->sample_index = (uint32_t)h.sample;
-      continue;
+    } else {
+      wire_get(m, o->ids, sizeof(int32_t) * (size_t)h.n);
+      wire_get(m, o->logprobs, sizeof(float) * (size_t)h.n);
+      if (o->sampler_logprobs)
+        wire_get(m, o->sampler_logprobs, sizeof(float) * (size_t)h.n);
+      else
+        wire_view(m, sizeof(float) * (size_t)h.n);
+      if (o->forced)
+        wire_get(m, o->forced, (size_t)h.n);
+      else
+        wire_view(m, (size_t)h.n);
     }
-    wire_get(m, o->ids, sizeof(int32_t) * (size_t)h.n);
-    wire_get(m, o->logprobs, sizeof(float) * (size_t)h.n);
-    if (o->sampler_logprobs)
-      wire_get(m, o->sampler_logprobs, sizeof(float) * (size_t)h.n);
-    else
-      wire_view(m, sizeof(float) * (size_t)h.n);
-    if (o->forced)
-      wire_get(m, o->forced, (size_t)h.n);
-    else
-      wire_view(m, (size_t)h.n);
     wire_get(m, res->rewards + (size_t)(base[h.group] + h.sample) * res->n_rewards,
              sizeof(float) * (size_t)h.n_rewards);
     o->n = h.n;

@@ -8,44 +8,21 @@
 #include <limits.h>
 #include <math.h>
 
+#include "core/classifier_plan.h"
 #include "core/cuda/cuda_internal.cuh"
 #include "core/ops_math.h"
 
 #define DEFAULT_ROW_CHUNK 1024
 #define DEFAULT_VOCAB_CHUNK 32768
 
+typedef grpo_cls_ws cls_ws;
+
 static void chunks(const grpo_classifier_shape *s, int *rc, int *vc) {
-  int r = s->row_chunk > 0 ? s->row_chunk : DEFAULT_ROW_CHUNK;
-  int v = s->vocab_chunk > 0 ? s->vocab_chunk : DEFAULT_VOCAB_CHUNK;
-  *rc = r < s->n ? r : (s->n > 0 ? s->n : 1);
-  *vc = v < s->vocab ? v : s->vocab;
+  grpo_cls_chunks(s, DEFAULT_ROW_CHUNK, DEFAULT_VOCAB_CHUNK, rc, vc);
 }
 
-typedef struct cls_ws {
-  float *hbuf, *dhbuf, *z;
-  double *m, *sum, *sz;
-  float *zt;
-} cls_ws;
-
 static size_t layout(const grpo_classifier_shape *s, void *ws, cls_ws *w) {
-  int rc, vc;
-  chunks(s, &rc, &vc);
-  char *p = (char *)ws;
-  size_t off = 0;
-#define TAKE(field, type, count)                        \
-  do {                                                  \
-    if (w) w->field = (type *)(p + off);                \
-    off += cu_align256(sizeof(type) * (size_t)(count)); \
-  } while (0)
-  TAKE(hbuf, float, (size_t)rc * s->hidden);
-  TAKE(dhbuf, float, (size_t)rc * s->hidden);
-  TAKE(z, float, (size_t)rc * (vc > 0 ? vc : 1));
-  TAKE(m, double, rc);
-  TAKE(sum, double, rc);
-  TAKE(sz, double, rc);
-  TAKE(zt, float, rc);
-#undef TAKE
-  return off;
+  return grpo_cls_layout(s, DEFAULT_ROW_CHUNK, DEFAULT_VOCAB_CHUNK, 256, ws, w);
 }
 
 size_t cu_classifier_workspace(grpo_backend *be, const grpo_classifier_shape *s) {
