@@ -167,8 +167,6 @@ static int reject_unimplemented(const grpo_config *c, grpo_error *err) {
   if (c->model.ref_path[0]) key = "model.ref_path (the reference is the initial policy)";
   else if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16) key = "model.dtype: bfloat16 (both backends compute in float32 for now)";
   else if (c->trainer.top_entropy_quantile < 1.0) key = "trainer.top_entropy_quantile";
-  else if (c->logging.log_completions) key = "logging.log_completions";
-  else if (c->logging.num_completions_to_print > 0) key = "logging.num_completions_to_print";
   if (key) return GRPO_FAIL(err, GRPO_EUNSUPPORTED, "%s is not implemented yet; leave it at its default", key);
   return GRPO_OK;
 }

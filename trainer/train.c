@@ -10,6 +10,8 @@
 
 #include "checkpoints/ckpt.h"
 #include "checkpoints/hf_io.h"
+#include <cjson/cJSON.h>
+
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/sgemm_peak.h"
@@ -181,6 +183,7 @@ typedef struct run {
   long step;
   prompt_source src;
   trainer_eval_set *evals;
+  FILE *completions;             /* rank 0: logging.log_completions */
   int n_evals;
   /* reference policy (beta > 0) */
   model_params ref_params;
@@ -346,6 +349,7 @@ static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewa
 
 static void run_close(run *r) {
   trainer_metrics_close(&r->metrics);
+  if (r->completions) fclose(r->completions);
   reward_scratch_free(r->rs);
   reward_registry_free(r->reg);
   optim_adamw_free(&r->opt);
@@ -1053,6 +1057,112 @@ static int serve_rollouts(run *r, const rollout_cluster *cl, grpo_error *err) {
   return rollout_worker_loop(cl, &o, err);
 }
 
+/* logging.log_completions / num_completions_to_print: the step's trained
+ * completions with their rewards and advantages, as TRL logs them; every
+ * rank's lines go to rank 0, which appends them to completions.jsonl and
+ * prints the first few. */
+static int log_completions(run *r, long step, const seq_ref *seqs, int n, const float *rew, int F,
+                           grpo_error *err) {
+  const grpo_config *c = r->cfg;
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  int rc = GRPO_OK;
+  for (int q = 0; !rc && q < n; q++) {
+    const seq_ref *sq = &seqs[q];
+    if (!sq->prompt && !sq->traj) continue;
+    model_text prompt = {0}, comp = {0};
+    const int32_t *ids = sq->traj ? sq->traj->combined.ids + sq->traj->n_prompt : sq->completion;
+    int n_ids = sq->traj ? sq->traj->combined.n - sq->traj->n_prompt : sq->n_completion;
+    rc = model_tokenizer_decode(r->s.tok, sq->prompt, (size_t)sq->n_prompt, 1, &prompt, err);
+    if (!rc) rc = model_tokenizer_decode(r->s.tok, ids, (size_t)n_ids, 1, &comp, err);
+    cJSON *o = rc ? NULL : cJSON_CreateObject(), *rw = o ? cJSON_CreateObject() : NULL;
+    char *line = NULL;
+    if (o && rw) {
+      cJSON_AddNumberToObject(o, "step", (double)step);
+      cJSON_AddStringToObject(o, "prompt", prompt.s ? prompt.s : "");
+      cJSON_AddStringToObject(o, "completion", comp.s ? comp.s : "");
+      for (int k = 0; k < F; k++) {
+        float v = rew[(size_t)q * F + k];
+        if (isnan(v))
+          cJSON_AddNullToObject(rw, reward_registry_name(r->reg, k));
+        else
+          cJSON_AddNumberToObject(rw, reward_registry_name(r->reg, k), v);
+      }
+      cJSON_AddItemToObject(o, "rewards", rw);
+      rw = NULL;
+      cJSON_AddNumberToObject(o, "advantage", sq->advantage);
+      cJSON_AddBoolToObject(o, "trained", sq->trained);
+      line = cJSON_PrintUnformatted(o);
+    }
+    cJSON_Delete(o);
+    cJSON_Delete(rw);
+    model_text_free(&prompt);
+    model_text_free(&comp);
+    if (!rc && !line) rc = GRPO_FAIL(err, GRPO_ENOMEM, "log_completions: out of memory");
+    if (!rc) {
+      size_t l = strlen(line);
+      if (len + l + 2 > cap) {
+        char *nb = realloc(buf, 2 * (len + l + 2));
+        if (!nb) rc = GRPO_FAIL(err, GRPO_ENOMEM, "log_completions: out of memory");
+        else buf = nb, cap = 2 * (len + l + 2);
+      }
+      if (!rc) {
+        memcpy(buf + len, line, l);
+        len += l;
+        buf[len++] = '\n';
+      }
+    }
+    cJSON_free(line);
+  }
+  /* every rank reaches the gather, failed or not */
+  int mine = rc ? 0 : (int)len, *cnt = NULL, *disp = NULL;
+  char *all = NULL;
+  if (r->rank == 0) {
+    cnt = calloc((size_t)r->world, sizeof *cnt);
+    disp = calloc((size_t)r->world, sizeof *disp);
+  }
+  MPI_Gather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, 0, r->comm);
+  size_t total = 0;
+  for (int w = 0; r->rank == 0 && cnt && w < r->world; w++) {
+    disp[w] = (int)total;
+    total += (size_t)cnt[w];
+  }
+  if (r->rank == 0) all = malloc(total + 1);
+  MPI_Gatherv(buf, mine, MPI_CHAR, all, cnt, disp, MPI_CHAR, 0, r->comm);
+  if (r->rank == 0 && all && !rc) {
+    if (c->logging.log_completions) {
+      if (!r->completions) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/completions.jsonl", r->out_dir);
+        r->completions = fopen(path, "a");
+        if (!r->completions) rc = GRPO_FAIL(err, GRPO_EIO, "cannot append to %s: %s", path, strerror(errno));
+      }
+      if (r->completions) {
+        fwrite(all, 1, total, r->completions);
+        fflush(r->completions);
+      }
+    }
+    all[total] = 0;
+    long shown = 0;
+    for (char *l = all; *l && shown < c->logging.num_completions_to_print; shown++) {
+      char *e = strchr(l, '\n');
+      if (e) *e = 0;
+      cJSON *o = cJSON_Parse(l);
+      const cJSON *cp = cJSON_GetObjectItem(o, "completion"), *adv = cJSON_GetObjectItem(o, "advantage");
+      GRPO_INFO("step %ld completion %ld: advantage %+.3f | %.200s", step, shown,
+                cJSON_IsNumber(adv) ? adv->valuedouble : 0.0, cJSON_IsString(cp) ? cp->valuestring : "");
+      cJSON_Delete(o);
+      if (!e) break;
+      l = e + 1;
+    }
+  }
+  free(all);
+  free(cnt);
+  free(disp);
+  free(buf);
+  return rc;
+}
+
 /* Generates groups[0..n) into strided slots: sample first_sample + j of
  * group g goes to outs[g * stride + first_sample + j] (tmp: a compact view). */
 static int generate_strided(run *r, const rollout_engine_options *eo, const rollout_group *groups, int n,
@@ -1494,6 +1604,10 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     }
     MPI_Allreduce(MPI_IN_PLACE, counts_local, 2, MPI_DOUBLE, MPI_SUM, r.comm);
     trainer_loss_norm norm = {counts_local[0], counts_local[1]};
+    if (cfg->logging.log_completions || cfg->logging.num_completions_to_print > 0) {
+      rc = log_completions(&r, r.step + 1, seqs, used * G, rew_local, F, err);
+      if (rc) break;
+    }
     /* 5b. one step off-policy: the next step's rollouts are generated with
      * the current weights while this step trains. Not before a checkpoint,
      * so a resumed run continues exactly as an uninterrupted one. */

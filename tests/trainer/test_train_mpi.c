@@ -172,6 +172,40 @@ TEST(off_policy_resumes_exactly) {
   CHECK_MSG(max_weight_diff(a, c) > 1e-6, "off-policy and on-policy runs ended with the same weights");
 }
 
+/* logging.log_completions on 2 ranks: every trained completion of the step
+ * (8 prompts x 8) reaches rank 0's completions.jsonl, with its rewards and
+ * advantage; a group's advantages sum to 0 (scale_rewards group). */
+TEST(completions_are_logged_from_every_rank) {
+  char dir[512], od[600];
+  snprintf(dir, sizeof dir, "%s/logged", g_tmp);
+  snprintf(od, sizeof od, "output_dir=%s", dir);
+  const char *e[] = {od, "trainer.max_steps=1", "logging.log_completions=true", "logging.num_completions_to_print=2",
+                     NULL};
+  grpo_config cfg;
+  grpo_error err = {0};
+  CHECK_EQ_INT(train_config(&cfg, e, &err), GRPO_OK);
+  CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err), GRPO_OK);
+  grpo_config_free(&cfg);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (g_rank != 0) return;
+  char path[700], line[16384];
+  snprintf(path, sizeof path, "%s/completions.jsonl", dir);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  int lines = 0, with_reward = 0;
+  double adv_sum = 0;
+  while (f && fgets(line, sizeof line, f)) {
+    lines++;
+    with_reward += strstr(line, "\"rewards\":{\"length\":") != NULL && strstr(line, "\"step\":1,") != NULL;
+    const char *a = strstr(line, "\"advantage\":");
+    if (a) adv_sum += atof(a + 12);
+  }
+  if (f) fclose(f);
+  CHECK_EQ_INT(lines, 64);
+  CHECK_EQ_INT(with_reward, 64);
+  CHECK_NEAR(adv_sum, 0.0, 1e-3);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -191,6 +225,8 @@ int main(int argc, char **argv) {
   RUN(disaggregated_pgrpo_equals_colocated);
   MPI_Barrier(MPI_COMM_WORLD);
   RUN(off_policy_resumes_exactly);
+  MPI_Barrier(MPI_COMM_WORLD);
+  RUN(completions_are_logged_from_every_rank);
   int failed = test_cases_failed_, any = 0;
   MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   if (g_rank == 0) {
