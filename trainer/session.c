@@ -67,7 +67,7 @@ static int choose_chat(trainer_session *s, grpo_error *err) {
 }
 
 /* The built-in model from the model section; its vocabulary covers the tokenizer. */
-static int builtin_model(trainer_session *s, grpo_error *err) {
+static int builtin_model(const trainer_session *s, model_params *p, grpo_error *err) {
   const grpo_config *c = s->cfg;
   model_config mc;
   model_arch arch = c->model.arch == GRPO_CFG_ARCH_QWEN3   ? MODEL_ARCH_QWEN3
@@ -90,21 +90,20 @@ static int builtin_model(trainer_session *s, grpo_error *err) {
   if (eos >= 0) mc.eos_ids[mc.n_eos++] = eos;
   mc.pad_id = model_tokenizer_pad_id(s->tok);
   int rc = model_config_validate(&mc, "the model section of the config", err);
-  if (!rc) rc = model_params_init(&s->params, &mc, err);
-  if (!rc) model_params_init_random(&s->params, (uint64_t)c->seed, (float)c->model.init_std);
+  if (!rc) rc = model_params_init(p, &mc, err);
+  if (!rc) model_params_init_random(p, (uint64_t)c->seed, (float)c->model.init_std);
   return rc;
 }
 
-static int load_weights(trainer_session *s, grpo_error *err) {
-  const char *path = s->cfg->model.path;
-  if (!path || !*path) return builtin_model(s, err);
+int trainer_session_load_weights(const trainer_session *s, const char *path, model_params *p, grpo_error *err) {
+  if (!path || !*path) return builtin_model(s, p, err);
   char resolved[1400];
   if (is_dir(path)) {
     /* a grpo run or checkpoint directory: its latest checkpoint */
     char ck[1200];
     snprintf(ck, sizeof ck, "%s/checkpoints", path);
     const char *dir = has_file(path, "latest") ? path : has_file(ck, "latest") ? ck : NULL;
-    if (!dir) return ckpt_hf_load(path, &s->params, err);
+    if (!dir) return ckpt_hf_load(path, p, err);
     int64_t step;
     int rc = ckpt_resolve(dir, 0, resolved, sizeof resolved, &step, err);
     if (rc) return grpo_error_prefix(err, "model.path");
@@ -113,7 +112,7 @@ static int load_weights(trainer_session *s, grpo_error *err) {
   ckpt_reader *r;
   int rc = ckpt_reader_open(&r, path, err);
   if (rc) return rc;
-  rc = ckpt_load_params(r, &s->params, err);
+  rc = ckpt_load_params(r, p, err);
   ckpt_reader_close(r);
   return rc;
 }
@@ -164,8 +163,7 @@ static int open_cuda(trainer_session *s, grpo_error *err) {
  * default must not be silently ignored. */
 static int reject_unimplemented(const grpo_config *c, grpo_error *err) {
   const char *key = NULL;
-  if (c->model.ref_path[0]) key = "model.ref_path (the reference is the initial policy)";
-  else if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16) key = "model.dtype: bfloat16 (both backends compute in float32 for now)";
+  if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16) key = "model.dtype: bfloat16 (both backends compute in float32 for now)";
   else if (c->trainer.top_entropy_quantile < 1.0) key = "trainer.top_entropy_quantile";
   if (key) return GRPO_FAIL(err, GRPO_EUNSUPPORTED, "%s is not implemented yet; leave it at its default", key);
   return GRPO_OK;
@@ -213,7 +211,7 @@ int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_t
   int rc = cfg->model.device == GRPO_CFG_DEVICE_CUDA ? open_cuda(s, err) : GRPO_OK;
   if (!rc) rc = open_tokenizer(s, err);
   if (!rc) rc = choose_chat(s, err);
-  if (!rc) rc = load_weights(s, err);
+  if (!rc) rc = trainer_session_load_weights(s, cfg->model.path, &s->params, err);
   /* the weights on the backend (CPU: the host buffers themselves, no copy) */
   if (!rc) rc = model_params_bind(&s->params, s->be, err);
   if (rc) {

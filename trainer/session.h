@@ -45,6 +45,12 @@ int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_t
                          grpo_error *err);
 void trainer_session_close(trainer_session *s);
 
+/* Weights from path as model.path reads them (an HF directory, a grpo .h5
+ * checkpoint, a run or checkpoints folder: its latest checkpoint) into p;
+ * an empty path builds the built-in model, initialised from the seed, so
+ * it gives the same initial weights every time. */
+int trainer_session_load_weights(const trainer_session *s, const char *path, model_params *p, grpo_error *err);
+
 /* The prompt for one question (prompt_template inside the chat template),
  * tokenized and appended to ids. */
 int trainer_session_prompt(trainer_session *s, const char *question, model_ids *ids,

@@ -1289,9 +1289,14 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   if (!rc) rc = source_open_train(&r.src, cfg, err);
   if (!rc) rc = maybe_resume(&r, err);
   if (!rc && cfg->trainer.beta != 0.0) {
-    /* the frozen reference: the policy as it starts (or model.ref_path) */
-    rc = model_params_init(&r.ref_params, &r.s.params.cfg, err);
-    if (!rc) rc = model_params_copy(&r.ref_params, &r.s.params, err);
+    /* the frozen reference: model.ref_path, else the policy as it started
+     * (loaded again, so a resumed run keeps the same reference) */
+    const char *ref = cfg->model.ref_path[0] ? cfg->model.ref_path : cfg->model.path;
+    rc = trainer_session_load_weights(&r.s, ref, &r.ref_params, err);
+    if (rc) grpo_error_prefix(err, "%s", cfg->model.ref_path[0] ? "model.ref_path" : "the reference model");
+    if (!rc && r.ref_params.cfg.vocab != r.s.params.cfg.vocab)
+      rc = GRPO_FAIL(err, GRPO_EINVAL, "model.ref_path: vocabulary %d, the policy's is %d (they must share a tokenizer)",
+                     r.ref_params.cfg.vocab, r.s.params.cfg.vocab);
     if (!rc) rc = model_params_bind(&r.ref_params, r.s.be, err);
     model_plan_opts po = {.max_tokens = r.mb_tokens, .max_cache_len = 1};
     if (!rc) rc = model_transformer_create(&r.ref_model, model_params_device(&r.ref_params), r.s.be, &po, err);

@@ -38,24 +38,28 @@ TEST(reward_rises) {
   grpo_config_free(&cfg);
 }
 
-TEST(resume_is_bit_identical) {
-  char a[512], b[512], oa[600], ob[600];
-  dir_for(a, sizeof a, "straight");
-  dir_for(b, sizeof b, "resumed");
+/* beta: "" (no KL) or "trainer.beta=0.04" (a reference model, which must be
+ * the initial policy again after the resume, not the resumed weights). */
+static void resume_case(const char *tag, const char *beta) {
+  char a[512], b[512], oa[600], ob[600], na[64], nb[64];
+  snprintf(na, sizeof na, "straight%s", tag);
+  snprintf(nb, sizeof nb, "resumed%s", tag);
+  dir_for(a, sizeof a, na);
+  dir_for(b, sizeof b, nb);
   snprintf(oa, sizeof oa, "output_dir=%s", a);
   snprintf(ob, sizeof ob, "output_dir=%s", b);
   grpo_error err = {0};
   grpo_config cfg;
-  const char *straight[] = {oa, "trainer.max_steps=6", NULL};
+  const char *straight[] = {oa, "trainer.max_steps=6", beta, NULL};
   CHECK_EQ_INT(train_config(&cfg, straight, &err), GRPO_OK);
   CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err), GRPO_OK);
   grpo_config_free(&cfg);
   /* the same run, killed after step 4 (a checkpoint every 2 steps), then resumed */
-  const char *first[] = {ob, "trainer.max_steps=4", "checkpoint.every_steps=2", NULL};
+  const char *first[] = {ob, "trainer.max_steps=4", "checkpoint.every_steps=2", beta, NULL};
   CHECK_EQ_INT(train_config(&cfg, first, &err), GRPO_OK);
   CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err), GRPO_OK);
   grpo_config_free(&cfg);
-  const char *second[] = {ob, "trainer.max_steps=6", "checkpoint.every_steps=2", "checkpoint.resume=auto", NULL};
+  const char *second[] = {ob, "trainer.max_steps=6", "checkpoint.every_steps=2", "checkpoint.resume=auto", beta, NULL};
   CHECK_EQ_INT(train_config(&cfg, second, &err), GRPO_OK);
   trainer_summary s;
   CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, &s, &err), GRPO_OK);
@@ -66,7 +70,7 @@ TEST(resume_is_bit_identical) {
   CHECK_EQ_INT(final_weights(a, &pa, &err), GRPO_OK);
   CHECK_EQ_INT(final_weights(b, &pb, &err), GRPO_OK);
   CHECK(pa.total == pb.total);
-  CHECK(memcmp(pa.data, pb.data, sizeof(float) * pa.total) == 0);
+  CHECK_MSG(memcmp(pa.data, pb.data, sizeof(float) * pa.total) == 0, "%s: resumed weights differ", tag);
   /* and training changed them: the comparison is not of two initial models */
   grpo_config c0;
   const char *none[] = {NULL};
@@ -78,6 +82,37 @@ TEST(resume_is_bit_identical) {
   grpo_config_free(&c0);
   model_params_free(&pa);
   model_params_free(&pb);
+}
+
+TEST(resume_is_bit_identical) {
+  resume_case("", NULL);
+  resume_case("_kl", "trainer.beta=0.04");
+}
+
+/* model.ref_path: a reference other than the initial policy. At step 1 the
+ * policy is still the initial one, so the KL is 0 against the default
+ * reference and positive against a trained checkpoint. */
+TEST(reference_model_from_ref_path) {
+  char ref[512], d0[512], d1[512], o0[600], o1[600], rp[600];
+  dir_for(ref, sizeof ref, "straight"); /* trained 6 steps by resume_is_bit_identical */
+  dir_for(d0, sizeof d0, "kl_default");
+  dir_for(d1, sizeof d1, "kl_refpath");
+  snprintf(o0, sizeof o0, "output_dir=%s", d0);
+  snprintf(o1, sizeof o1, "output_dir=%s", d1);
+  snprintf(rp, sizeof rp, "model.ref_path=%s", ref);
+  grpo_error err = {0};
+  grpo_config cfg;
+  const char *e0[] = {o0, "trainer.max_steps=1", "trainer.beta=0.04", NULL};
+  CHECK_EQ_INT(train_config(&cfg, e0, &err), GRPO_OK);
+  CHECK_EQ_INT(trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err), GRPO_OK);
+  grpo_config_free(&cfg);
+  const char *e1[] = {o1, "trainer.max_steps=1", "trainer.beta=0.04", rp, NULL};
+  CHECK_EQ_INT(train_config(&cfg, e1, &err), GRPO_OK);
+  int rc = trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err);
+  CHECK_MSG(rc == GRPO_OK, "%s", err.msg);
+  grpo_config_free(&cfg);
+  CHECK_NEAR(last_metric(d0, "kl"), 0.0, 1e-9);
+  CHECK_MSG(last_metric(d1, "kl") > 1e-6, "kl against the trained reference: %g", last_metric(d1, "kl"));
 }
 
 /* The last value of a metric in a run's metrics.jsonl (-1 when absent). */
@@ -245,6 +280,7 @@ int main(int argc, char **argv) {
   snprintf(g_tmp, sizeof g_tmp, "/tmp/grpo_train_test_%d", (int)getpid());
   RUN(reward_rises);
   RUN(resume_is_bit_identical);
+  RUN(reference_model_from_ref_path);
   RUN(dynamic_sampling_drops_degenerate_groups);
   RUN(pgrpo_mode_runs);
   RUN(non_finite_updates_are_skipped_then_stop);
