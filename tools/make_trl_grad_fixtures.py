@@ -49,6 +49,9 @@ CASES = {
                          off_policy=True, max_len=8, scale="none", mask_trunc=False),
     "grpo_masktrunc": dict(loss_type="grpo", beta=0.0, eps_low=0.2, eps_high=0.2, temperature=1.0,
                            off_policy=True, max_len=T, scale="group", mask_trunc=True),
+    # the 80/20 rule: only the policy terms of the top half by entropy (KL kept)
+    "dapo_topent_kl": dict(loss_type="dapo", beta=0.04, eps_low=0.2, eps_high=0.28, temperature=1.0,
+                           off_policy=True, max_len=T, scale="group", mask_trunc=False, top_ent=0.5),
 }
 
 
@@ -65,6 +68,9 @@ class Acc:
         return x
 
     def reduce(self, x, reduction="sum"):
+        return x
+
+    def pad_across_processes(self, x, dim=0, pad_index=0):
         return x
 
 
@@ -107,7 +113,8 @@ def stand_in(model, c, prompt_ids, completion_lists, per_token_logps):
     s.log_multimodal = False
     s._is_vlm = False
     # _compute_loss
-    s.top_entropy_quantile = 1.0
+    s.top_entropy_quantile = c.get("top_ent", 1.0)
+    s.get_high_entropy_mask = lambda e, m, t: GRPOTrainer.get_high_entropy_mask(s, e, m, t)
     s.off_policy_mask_threshold = None
     s.importance_sampling_level = "token"
     s.loss_type = c["loss_type"]

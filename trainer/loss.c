@@ -1,6 +1,7 @@
 #include "trainer/loss.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 static double clampd(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
 
@@ -83,6 +84,7 @@ double trainer_grpo_loss(const trainer_loss_options *opt, const trainer_loss_nor
         }
       }
       double isw = b->is_weight ? b->is_weight[t] : 1.0;
+      if (b->term_mask) isw *= b->term_mask[t];
       l *= isw;
       dl_dlogw *= isw;
       double dl_dlogp_direct = 0.0;
@@ -161,4 +163,17 @@ void trainer_is_weights(trainer_is_mode mode, float clip_min, float clip_max, in
       weight[t] = (float)w;
     }
   }
+}
+
+static int cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return x < y ? -1 : x > y;
+}
+
+float trainer_entropy_threshold(float *values, size_t n, double top) {
+  if (n == 0) return -INFINITY;
+  qsort(values, n, sizeof *values, cmp_float);
+  double pos = (1.0 - top) * (double)(n - 1);
+  size_t lo = (size_t)floor(pos), hi = lo + 1 < n ? lo + 1 : lo;
+  return (float)(values[lo] + (values[hi] - values[lo]) * (pos - (double)lo));
 }

@@ -75,7 +75,16 @@ typedef struct trainer_loss_batch {
   const float *is_weight;    /* rollout correction weight per token (NULL: 1) */
   const float *entropy;      /* per token (NULL: no entropy bonus or metric) */
   const float *mask;         /* per token, 0 or 1 (NULL: all 1) */
+  /* per token: 0 drops the token's policy term (not its KL term) but keeps
+   * it in every normaliser, as TRL's top_entropy_quantile mask does; NULL: all 1 */
+  const float *term_mask;
 } trainer_loss_batch;
+
+/* trainer.top_entropy_quantile: the entropy a token needs to keep its
+ * policy term, the (1 - top) quantile of values[0..n) interpolated linearly
+ * as torch.quantile does (TRL's get_high_entropy_mask). Sorts values in
+ * place; -inf when n is 0. */
+float trainer_entropy_threshold(float *values, size_t n, double top);
 
 /* Sums for the step's metrics (add across micro-batches and ranks, then
  * divide by the token count). */

@@ -164,7 +164,6 @@ static int open_cuda(trainer_session *s, grpo_error *err) {
 static int reject_unimplemented(const grpo_config *c, grpo_error *err) {
   const char *key = NULL;
   if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16) key = "model.dtype: bfloat16 (both backends compute in float32 for now)";
-  else if (c->trainer.top_entropy_quantile < 1.0) key = "trainer.top_entropy_quantile";
   if (key) return GRPO_FAIL(err, GRPO_EUNSUPPORTED, "%s is not implemented yet; leave it at its default", key);
   return GRPO_OK;
 }

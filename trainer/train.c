@@ -163,6 +163,13 @@ typedef struct run {
   float *lp, *ent, *dlp, *dent, *old_buf;  /* per prediction of a micro-batch */
   int *mb_starts;                          /* planned once: loss bookkeeping per micro-batch */
   float *mb_adv, *mb_mask, *mb_isw, *mb_samp;
+  /* trainer.top_entropy_quantile: a forward-only pass collects the trained
+   * tokens' entropies (collect_entropy), the step's threshold is their
+   * quantile over every rank, and the loss keeps the policy term of the
+   * tokens at or above it (mb_emask) */
+  float *mb_emask, *ent_all, ent_threshold;
+  size_t n_ent_all, cap_ent_all;
+  int collect_entropy, ent_mask_on;
   uint8_t *mb_maskbuf;
   int32_t *mb_tokbuf;
   int traj_cap;                            /* sequences of one trie-packed trajectory */
@@ -252,6 +259,7 @@ static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewa
   r->mb_starts = malloc(sizeof(int) * ((size_t)P + 1));
   r->mb_adv = malloc(sizeof(float) * ((size_t)P + 1));
   r->mb_mask = malloc(sizeof(float) * ((size_t)P + 1));
+  r->mb_emask = malloc(sizeof(float) * ((size_t)P + 1));
   r->mb_isw = malloc(sizeof(float) * ((size_t)P + 1));
   r->mb_samp = malloc(sizeof(float) * ((size_t)P + 1));
   r->mb_maskbuf = malloc((size_t)r->mb_tokens + 1);
@@ -262,7 +270,7 @@ static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewa
   r->traj_lens = malloc(sizeof *r->traj_lens * (size_t)r->traj_cap);
   if (!r->traj_seqs || !r->traj_masks || !r->traj_lens) return GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
   if (!r->lp || !r->ent || !r->dlp || !r->dent || !r->old_buf || !r->ref_lp || !r->mb_starts ||
-      !r->mb_adv || !r->mb_mask || !r->mb_isw || !r->mb_samp || !r->mb_maskbuf || !r->mb_tokbuf)
+      !r->mb_adv || !r->mb_mask || !r->mb_emask || !r->mb_isw || !r->mb_samp || !r->mb_maskbuf || !r->mb_tokbuf)
     return GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
   rc = model_params_alloc_grad(&r->s.params, err);
   if (rc) return rc;
@@ -363,6 +371,8 @@ static void run_close(run *r) {
   free(r->mb_starts);
   free(r->mb_adv);
   free(r->mb_mask);
+  free(r->mb_emask);
+  free(r->ent_all);
   free(r->mb_isw);
   free(r->mb_samp);
   free(r->mb_maskbuf);
@@ -539,13 +549,13 @@ static trainer_is_mode is_mode(const grpo_config *c) {
 static int train_micro_batch(run *r, const seq_ref *seqs, const trainer_loss_norm *norm, int sft,
                              train_accum *acc, grpo_error *err) {
   trainer_packed *pk = &r->pack;
-  r->packed_tokens += pk->n_tokens;
+  if (!r->collect_entropy) r->packed_tokens += pk->n_tokens;
   model_batch b = {pk->n_tokens, pk->ids, pk->pos, pk->tin, pk->tout, pk->n_pred, pk->pred_row,
                    pk->pred_target, sft ? 1.0f : (float)r->cfg->rollout.temperature};
   if (b.temperature <= 0) b.temperature = 1.0f;
   const trainer_loss_options lo = loss_options(r->cfg);
   int rc = GRPO_OK;
-  if (!sft && lo.beta != 0.0f) {
+  if (!sft && lo.beta != 0.0f && !r->collect_entropy) {
     rc = model_forward(r->ref_model, &b, r->ref_lp, NULL, NULL, err);
     if (rc) return rc;
   }
@@ -578,6 +588,22 @@ static int train_micro_batch(run *r, const seq_ref *seqs, const trainer_loss_nor
     t++;
   }
   starts[n_seq] = pk->n_pred;
+  if (r->collect_entropy) {
+    for (int k = 0; k < pk->n_pred; k++) {
+      if (mask[k] == 0.0f) continue;
+      if (r->n_ent_all == r->cap_ent_all) {
+        size_t cap = r->cap_ent_all ? 2 * r->cap_ent_all : 4096;
+        float *g = realloc(r->ent_all, sizeof(float) * cap);
+        if (!g) return GRPO_FAIL(err, GRPO_ENOMEM, "top_entropy_quantile: out of memory");
+        r->ent_all = g;
+        r->cap_ent_all = cap;
+      }
+      r->ent_all[r->n_ent_all++] = r->ent[k];
+    }
+    return GRPO_OK; /* forward only */
+  }
+  if (r->ent_mask_on)
+    for (int k = 0; k < pk->n_pred; k++) r->mb_emask[k] = r->ent[k] >= r->ent_threshold ? 1.0f : 0.0f;
   const float *is_weight = NULL;
   if (r->cfg->trainer.importance_sampling_correction) {
     /* the trainer's own logprobs before this update are the "old" ones */
@@ -587,9 +613,45 @@ static int train_micro_batch(run *r, const seq_ref *seqs, const trainer_loss_nor
     is_weight = isw;
   }
   trainer_loss_batch lb = {n_seq, starts, adv, r->lp, NULL, lo.beta != 0.0f ? r->ref_lp : NULL,
-                           is_weight, r->ent, mask};
+                           is_weight, r->ent, mask, r->ent_mask_on ? r->mb_emask : NULL};
   acc->loss += trainer_grpo_loss(&lo, norm, &lb, r->dlp, r->dent, &acc->ls);
   return model_backward(r->s.model, &b, r->dlp, lo.entropy_coef != 0.0f ? r->dent : NULL, err);
+}
+
+/* The step's entropy threshold for trainer.top_entropy_quantile: a forward
+ * pass over every micro-batch, then the (1 - q) quantile of the trained
+ * tokens' entropies over all ranks, interpolated linearly as torch.quantile
+ * does (TRL gathers the entropies across processes the same way). */
+static int train_sequences(run *r, const seq_ref *seqs, int n, const trainer_loss_norm *norm, int sft,
+                           train_accum *acc, grpo_error *err);
+static int entropy_threshold(run *r, const seq_ref *seqs, int n, const trainer_loss_norm *norm, grpo_error *err) {
+  train_accum unused = {0};
+  r->n_ent_all = 0;
+  r->collect_entropy = 1;
+  int rc = train_sequences(r, seqs, n, norm, 0, &unused, err);
+  r->collect_entropy = 0;
+  int mine = rc ? 0 : (int)r->n_ent_all, *cnt = calloc((size_t)r->world, sizeof *cnt),
+      *disp = calloc((size_t)r->world, sizeof *disp);
+  if (!cnt || !disp) {
+    free(cnt);
+    free(disp);
+    return rc ? rc : GRPO_FAIL(err, GRPO_ENOMEM, "top_entropy_quantile: out of memory");
+  }
+  MPI_Allgather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, r->comm);
+  size_t total = 0;
+  for (int w = 0; w < r->world; w++) {
+    disp[w] = (int)total;
+    total += (size_t)cnt[w];
+  }
+  float *all = malloc(sizeof(float) * (total + 1));
+  if (all) MPI_Allgatherv(r->ent_all, mine, MPI_FLOAT, all, cnt, disp, MPI_FLOAT, r->comm);
+  else if (!rc) rc = GRPO_FAIL(err, GRPO_ENOMEM, "top_entropy_quantile: out of memory");
+  r->ent_threshold = all ? trainer_entropy_threshold(all, total, r->cfg->trainer.top_entropy_quantile) : -INFINITY;
+  r->ent_mask_on = 1;
+  free(all);
+  free(cnt);
+  free(disp);
+  return rc;
 }
 
 /* Tokens the model generated in a trajectory (each counted once). */
@@ -1638,6 +1700,11 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     int skipped = 0;
     for (int it = 0; !rc && it < cfg->trainer.num_iterations; it++) {
       memset(&acc, 0, sizeof acc);
+      /* the entropy mask follows the weights: new threshold each pass */
+      if (cfg->trainer.top_entropy_quantile < 1.0) {
+        rc = entropy_threshold(&r, seqs, used * G, &norm, err);
+        if (rc) break;
+      }
       rc = train_sequences(&r, seqs, used * G, &norm, 0, &acc, err);
       if (rc) break;
       int s = optimizer_step(&r, &gnorm, &lr, err);
@@ -1717,6 +1784,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     trainer_metrics_set(mt, "loss", m[0]);
     if (cfg->trainer.beta != 0) trainer_metrics_set(mt, "kl", m[1] / tok_n);
     trainer_metrics_set(mt, "entropy", m[2] / tok_n);
+    if (cfg->trainer.top_entropy_quantile < 1.0) trainer_metrics_set(mt, "entropy_threshold", r.ent_threshold);
     trainer_metrics_set(mt, "clip_ratio/low_mean", m[4] / clip_n);
     trainer_metrics_set(mt, "clip_ratio/high_mean", m[5] / clip_n);
     trainer_metrics_set(mt, "clip_ratio/region_mean", m[6] / clip_n);

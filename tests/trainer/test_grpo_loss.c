@@ -103,7 +103,7 @@ TEST(trl_parity_every_case) {
     o.max_completion_length = g_maxlen;
     trainer_loss_batch b = {g_B, g_starts, adv, g_logp,
                             cJSON_IsTrue(cJSON_GetObjectItem(c, "off_policy")) ? g_old : NULL,
-                            g_ref, mode ? isw : NULL, g_ent, g_mask};
+                            g_ref, mode ? isw : NULL, g_ent, g_mask, NULL};
     trainer_loss_norm norm = {g_B, 0};
     for (int t = 0; t < g_B * g_T; t++) norm.n_tokens += g_mask[t];
     float dlogp[MAXN], dent[MAXN], want_d[MAXN], want_de[MAXN];
@@ -138,16 +138,16 @@ TEST(split_invariance) {
                               .beta = 0.05f, .kl = TRAINER_KL_K3, .max_completion_length = g_maxlen};
     trainer_loss_norm norm = {g_B, 0};
     for (int t = 0; t < g_B * g_T; t++) norm.n_tokens += g_mask[t];
-    trainer_loss_batch whole = {g_B, g_starts, adv, g_logp, g_old, g_ref, NULL, g_ent, g_mask};
+    trainer_loss_batch whole = {g_B, g_starts, adv, g_logp, g_old, g_ref, NULL, g_ent, g_mask, NULL};
     float d_whole[MAXN], d_split[MAXN];
     trainer_loss_stats s = {0};
     double l_whole = trainer_grpo_loss(&o, &norm, &whole, d_whole, NULL, &s);
     int h = g_B / 2, starts2[MAXN];
     for (int i = 0; i <= g_B - h; i++) starts2[i] = i * g_T;
-    trainer_loss_batch first = {h, g_starts, adv, g_logp, g_old, g_ref, NULL, g_ent, g_mask};
+    trainer_loss_batch first = {h, g_starts, adv, g_logp, g_old, g_ref, NULL, g_ent, g_mask, NULL};
     const int off = h * g_T;
     trainer_loss_batch second = {g_B - h, starts2, adv + h, g_logp + off, g_old + off,
-                                 g_ref + off, NULL, g_ent + off, g_mask + off};
+                                 g_ref + off, NULL, g_ent + off, g_mask + off, NULL};
     double l_split = trainer_grpo_loss(&o, &norm, &first, d_split, NULL, &s) +
                      trainer_grpo_loss(&o, &norm, &second, d_split + off, NULL, &s);
     CHECK_NEAR(l_split, l_whole, 1e-9 + 1e-7 * fabs(l_whole));
@@ -159,7 +159,7 @@ TEST(split_invariance) {
 static double loss_at(const trainer_loss_options *o, float *logp, const float *adv) {
   trainer_loss_norm norm = {g_B, 0};
   for (int t = 0; t < g_B * g_T; t++) norm.n_tokens += g_mask[t];
-  trainer_loss_batch b = {g_B, g_starts, adv, logp, g_old, g_ref, NULL, g_ent, g_mask};
+  trainer_loss_batch b = {g_B, g_starts, adv, logp, g_old, g_ref, NULL, g_ent, g_mask, NULL};
   float d[MAXN];
   trainer_loss_stats s = {0};
   return trainer_grpo_loss(o, &norm, &b, d, NULL, &s);
@@ -176,7 +176,7 @@ TEST(dual_clip_and_kl_estimators_by_finite_differences) {
     for (int t = 0; t < g_B * g_T; t++) norm.n_tokens += g_mask[t];
     float logp[MAXN], d[MAXN];
     memcpy(logp, g_logp, sizeof logp);
-    trainer_loss_batch b = {g_B, g_starts, adv, logp, g_old, g_ref, NULL, g_ent, g_mask};
+    trainer_loss_batch b = {g_B, g_starts, adv, logp, g_old, g_ref, NULL, g_ent, g_mask, NULL};
     trainer_loss_stats s = {0};
     trainer_grpo_loss(&o, &norm, &b, d, NULL, &s);
     for (int t = 0; t < g_B * g_T; t++) {
@@ -212,7 +212,7 @@ TEST(dual_clip_and_kl_estimators_by_finite_differences) {
                             .dual_clip_c = 3.0f, .max_completion_length = 4};
   int st[2] = {0, 1};
   float a = -1.0f, lp = 0.0f, old = -3.0f, m = 1.0f, d;
-  trainer_loss_batch b = {1, st, &a, &lp, &old, NULL, NULL, NULL, &m};
+  trainer_loss_batch b = {1, st, &a, &lp, &old, NULL, NULL, NULL, &m, NULL};
   trainer_loss_norm norm = {1, 1};
   trainer_loss_stats s = {0};
   CHECK_NEAR(trainer_grpo_loss(&o, &norm, &b, &d, NULL, &s), 3.0, 1e-9); /* not e^3 = 20.1 */

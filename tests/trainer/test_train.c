@@ -275,6 +275,23 @@ TEST(adaptive_group_size_spends_the_budget) {
   grpo_config_free(&cfg);
 }
 
+/* trainer.top_entropy_quantile: the threshold is the step's 80th entropy
+ * percentile, so it lies inside the range of the entropies (mean below). */
+TEST(top_entropy_quantile_trains) {
+  char dir[512], od[600];
+  dir_for(dir, sizeof dir, "topent");
+  snprintf(od, sizeof od, "output_dir=%s", dir);
+  const char *extra[] = {od, "trainer.max_steps=1", "trainer.top_entropy_quantile=0.2", NULL};
+  grpo_config cfg;
+  grpo_error err = {0};
+  CHECK_EQ_INT(train_config(&cfg, extra, &err), GRPO_OK);
+  int rc = trainer_train(&cfg, MPI_COMM_WORLD, NULL, &err);
+  CHECK_MSG(rc == GRPO_OK, "%s", err.msg);
+  grpo_config_free(&cfg);
+  double thr = last_metric(dir, "entropy_threshold"), mean = last_metric(dir, "entropy");
+  CHECK_MSG(thr > 0 && thr > mean, "threshold %g, mean entropy %g", thr, mean);
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   snprintf(g_tmp, sizeof g_tmp, "/tmp/grpo_train_test_%d", (int)getpid());
@@ -287,6 +304,7 @@ int main(int argc, char **argv) {
   RUN(bad_config_is_an_error_not_a_crash);
   RUN(budget_forcing_tokens_are_not_trained);
   RUN(adaptive_group_size_spends_the_budget);
+  RUN(top_entropy_quantile_trains);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
   if (system(cmd)) fprintf(stderr, "could not remove %s\n", g_tmp);

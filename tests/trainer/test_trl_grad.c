@@ -27,15 +27,17 @@ typedef struct trl_case {
   int off_policy, max_len;
   trainer_scale scale;
   int mask_truncated;
+  float top_entropy_quantile; /* 0: 1 (off) */
 } trl_case;
 
 /* As CASES in tools/make_trl_grad_fixtures.py. */
 static const trl_case CASES[] = {
-    {"dapo_offpolicy_kl", TRAINER_LOSS_DAPO, 0.04f, 0.2f, 0.28f, 0.8f, 1, T, TRAINER_SCALE_GROUP, 0},
-    {"grpo_onpolicy", TRAINER_LOSS_GRPO, 0.0f, 0.2f, 0.2f, 1.0f, 0, T, TRAINER_SCALE_GROUP, 0},
-    {"bnpo_batch_masktrunc_kl", TRAINER_LOSS_BNPO, 0.04f, 0.2f, 0.28f, 1.0f, 1, T, TRAINER_SCALE_BATCH, 1},
-    {"dr_grpo_none", TRAINER_LOSS_DR_GRPO, 0.0f, 0.2f, 0.2f, 0.7f, 1, 8, TRAINER_SCALE_NONE, 0},
-    {"grpo_masktrunc", TRAINER_LOSS_GRPO, 0.0f, 0.2f, 0.2f, 1.0f, 1, T, TRAINER_SCALE_GROUP, 1},
+    {"dapo_offpolicy_kl", TRAINER_LOSS_DAPO, 0.04f, 0.2f, 0.28f, 0.8f, 1, T, TRAINER_SCALE_GROUP, 0, 0},
+    {"grpo_onpolicy", TRAINER_LOSS_GRPO, 0.0f, 0.2f, 0.2f, 1.0f, 0, T, TRAINER_SCALE_GROUP, 0, 0},
+    {"bnpo_batch_masktrunc_kl", TRAINER_LOSS_BNPO, 0.04f, 0.2f, 0.28f, 1.0f, 1, T, TRAINER_SCALE_BATCH, 1, 0},
+    {"dr_grpo_none", TRAINER_LOSS_DR_GRPO, 0.0f, 0.2f, 0.2f, 0.7f, 1, 8, TRAINER_SCALE_NONE, 0, 0},
+    {"grpo_masktrunc", TRAINER_LOSS_GRPO, 0.0f, 0.2f, 0.2f, 1.0f, 1, T, TRAINER_SCALE_GROUP, 1, 0},
+    {"dapo_topent_kl", TRAINER_LOSS_DAPO, 0.04f, 0.2f, 0.28f, 1.0f, 1, T, TRAINER_SCALE_GROUP, 0, 0.5f},
 };
 
 static void run_case(const trl_case *c, model_params *p, model_transformer *m) {
@@ -103,13 +105,26 @@ static void run_case(const trl_case *c, model_params *p, model_transformer *m) {
   CHECK_EQ_INT(pk.n_pred, k);
   model_batch b = {pk.n_tokens, pk.ids, pk.pos, pk.tin, pk.tout, pk.n_pred, pk.pred_row, pk.pred_target,
                    c->temperature};
-  float lp[64], dlp[64];
+  float lp[64], dlp[64], ent[64], term[64], sorted[64];
   model_params_zero_grad(p);
-  CHECK_EQ_INT(model_forward(m, &b, lp, NULL, NULL, &err), GRPO_OK);
+  CHECK_EQ_INT(model_forward(m, &b, lp, ent, NULL, &err), GRPO_OK);
+  /* the 80/20 mask: policy terms of the tokens at or above the quantile */
+  const int topent = c->top_entropy_quantile > 0 && c->top_entropy_quantile < 1;
+  size_t n_sorted = 0;
+  for (int q = 0; q < k; q++)
+    if (mask_flat[q] > 0) sorted[n_sorted++] = ent[q];
+  float thr = trainer_entropy_threshold(sorted, n_sorted, c->top_entropy_quantile);
+  int kept_terms = 0;
+  for (int q = 0; q < k; q++) {
+    term[q] = mask_flat[q] > 0 && ent[q] >= thr ? 1.0f : 0.0f;
+    kept_terms += term[q] > 0;
+  }
+  if (topent) CHECK_MSG(kept_terms > 0 && kept_terms < (int)active, "%s: the mask keeps %d of %g", c->file, kept_terms, active);
   trainer_loss_options o = {.loss_type = c->type, .epsilon_low = c->eps_low, .epsilon_high = c->eps_high,
                             .beta = c->beta, .kl = TRAINER_KL_K3, .max_completion_length = c->max_len};
   trainer_loss_norm norm = {B, active};
-  trainer_loss_batch lb = {B, starts, adv, lp, c->off_policy ? old_flat : NULL, ref_flat, NULL, NULL, mask_flat};
+  trainer_loss_batch lb = {B, starts, adv, lp, c->off_policy ? old_flat : NULL, ref_flat, NULL, NULL, mask_flat,
+                           topent ? term : NULL};
   trainer_loss_stats st = {0};
   double loss = trainer_grpo_loss(&o, &norm, &lb, dlp, NULL, &st);
   CHECK_MSG(fabs(loss - want_loss) <= 1e-5 + 1e-4 * fabs(want_loss), "%s: loss %.8g, TRL %.8g", c->file, loss,
