@@ -127,7 +127,8 @@ static int pack_work(wire *m, const rollout_work *w, const int *order, int first
     int g = order[i];
     const rollout_group *gr = &w->groups[g];
     const char *gold = w->golds && w->golds[g] ? w->golds[g] : "";
-    int32_t hdr[5] = {g, (int32_t)gr->prompt_index, gr->n_samples, gr->n_prompt, (int32_t)strlen(gold)};
+    int32_t hdr[6] = {g, (int32_t)gr->prompt_index, gr->n_samples, gr->n_prompt, (int32_t)strlen(gold),
+                      (int32_t)gr->first_sample};
     ok = PUT(m, hdr) && wire_put(m, gr->prompt, sizeof(int32_t) * (size_t)gr->n_prompt) &&
          wire_put(m, gold, strlen(gold));
   }
@@ -199,7 +200,7 @@ static int unpack_results(wire *m, const rollout_work *w, const int *base, rollo
     o->finish = (rollout_finish)h.finish;
     o->truncated = h.truncated;
     o->prompt_index = w->groups[h.group].prompt_index;
-    o->sample_index = (uint32_t)h.sample;
+    o->sample_index = w->groups[h.group].first_sample + (uint32_t)h.sample;
   }
   if (m->bad) return GRPO_FAIL(err, GRPO_EMPI, "rollout worker rank %d sent a truncated result", src);
   return GRPO_OK;
@@ -359,11 +360,11 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
   int rc = (groups && gidx && golds && prompts) ? GRPO_OK : GRPO_FAIL(err, GRPO_ENOMEM, "worker: out of memory");
   int total = 0;
   for (int i = 0; !rc && i < n; i++) {
-    int32_t hdr[5];
+    int32_t hdr[6];
     GET(in, hdr);
     const void *prompt = wire_view(in, sizeof(int32_t) * (size_t)(hdr[3] > 0 ? hdr[3] : 0));
     const char *gold = wire_view(in, (size_t)(hdr[4] > 0 ? hdr[4] : 0));
-    if (in->bad || hdr[2] <= 0 || hdr[3] <= 0 || hdr[4] < 0) {
+    if (in->bad || hdr[2] <= 0 || hdr[3] <= 0 || hdr[4] < 0 || hdr[5] < 0) {
       rc = GRPO_FAIL(err, GRPO_EMPI, "malformed work item (group %d)", i);
       break;
     }
@@ -375,7 +376,7 @@ static int serve_work(const rollout_cluster *c, const rollout_worker_options *o,
       break;
     }
     memcpy(prompts[i], prompt, sizeof(int32_t) * (size_t)hdr[3]);
-    groups[i] = (rollout_group){prompts[i], hdr[3], hdr[2], (uint32_t)hdr[1], 0};
+    groups[i] = (rollout_group){prompts[i], hdr[3], hdr[2], (uint32_t)hdr[1], (uint32_t)hdr[5]};
     memcpy(golds[i], gold, (size_t)hdr[4]);
     golds[i][hdr[4]] = 0;
     total += hdr[2];

@@ -954,16 +954,10 @@ static int bcast_trajectories(run *r, rollout_tw *t, int n, grpo_error *err) {
 
 /* rc: trainer 0's status collecting a round's B groups into slots base..
  * of outs / rew (base: this trainer's kept groups so far). Shares them with
- * every trainer, then keeps groups in global order until B are kept (with
- * dynamic sampling only those whose rewards differ), each trainer taking
- * the kept groups g with g % T == its rank into slots base, base + 1, ...
- * (as colocated ranks do). *n_new: the groups this trainer kept. */
-static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, int base, model_ids *pids,
-                          rollout_group *groups, rollout_output *outs, rollout_tw *trajs, int32_t *tok, float *lps,
-                          float *slps, uint8_t *forced, float *rew, int first_round, int dynamic, int *kept_global, int *n_new,
-                          trainer_adv_stats *ast_all, double *len_sum, double *clipped, const float *weights,
-                          float *adv_scratch, double *scratch, grpo_error *err) {
-  *n_new = 0;
+ * every trainer (the whole stride G of every group). */
+static int disagg_share(run *r, int rc, int B, int G, int F, int max_new, int base, rollout_output *outs,
+                        rollout_tw *trajs, int32_t *tok, float *lps, float *slps, uint8_t *forced, float *rew,
+                        grpo_error *err) {
   rollout_output *o = outs + (size_t)base * G;
   float *rw = rew + (size_t)base * G * F;
   int32_t *meta = malloc(sizeof(int32_t) * 3 * (size_t)B * G);
@@ -993,19 +987,32 @@ static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, int 
       o[q].truncated = meta[3 * q + 2];
     }
     if (trajs) rc = bcast_trajectories(r, trajs + (size_t)base * G, B * G, err);
-    if (rc) {
-      free(meta);
-      return rc;
-    }
   }
+  free(meta);
+  return rc;
+}
+
+/* After disagg_share: keeps groups in global order until B are kept (with
+ * dynamic sampling only those whose rewards differ), each trainer taking
+ * the kept groups g with g % T == its rank into slots base, base + 1, ...
+ * (as colocated ranks do). drawn[base + g]: samples group g holds (NULL:
+ * all G). *n_new: the groups this trainer kept. */
+static void disagg_keep(run *r, int B, int G, int F, int base, model_ids *pids, rollout_group *groups,
+                        rollout_output *outs, rollout_tw *trajs, float *rew, int *drawn, int first_round, int dynamic,
+                        int *kept_global, int *n_new, trainer_adv_stats *ast_all, double *len_sum, double *clipped,
+                        const float *weights, float *adv_scratch, double *scratch) {
+  *n_new = 0;
+  rollout_output *o = outs + (size_t)base * G;
+  float *rw = rew + (size_t)base * G * F;
   /* every trainer's metrics are summed later: count the completions once */
   for (int q = 0; r->rank == 0 && q < B * G; q++) {
+    if (drawn && q % G >= drawn[base + q / G]) continue;
     *len_sum += o[q].n;
     *clipped += o[q].truncated;
   }
   trainer_adv_options ao0 = {TRAINER_SCALE_NONE, TRAINER_STD_UNBIASED, TRAINER_SUM_THEN_NORMALIZE, 0};
   if (first_round) trainer_advantages(rw, B, G, F, weights, &ao0, NULL, adv_scratch, scratch, ast_all);
-  step_slots sl = {pids, groups, outs, trajs, rew, G, F, NULL};
+  step_slots sl = {pids, groups, outs, trajs, rew, G, F, drawn};
   float *tot = adv_scratch; /* free until the step's advantages */
   for (int g = 0; g < B; g++) {
     for (int j = 0; j < G; j++) {
@@ -1022,31 +1029,125 @@ static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, int 
     move_group(&sl, base + g, base + *n_new);
     (*n_new)++;
   }
-  free(meta);
-  return GRPO_OK;
+}
+
+static int disagg_collect(run *r, int rc, int B, int G, int F, int max_new, int base, model_ids *pids,
+                          rollout_group *groups, rollout_output *outs, rollout_tw *trajs, int32_t *tok, float *lps,
+                          float *slps, uint8_t *forced, float *rew, int first_round, int dynamic, int *kept_global,
+                          int *n_new, trainer_adv_stats *ast_all, double *len_sum, double *clipped,
+                          const float *weights, float *adv_scratch, double *scratch, grpo_error *err) {
+  *n_new = 0;
+  rc = disagg_share(r, rc, B, G, F, max_new, base, outs, trajs, tok, lps, slps, forced, rew, err);
+  if (!rc)
+    disagg_keep(r, B, G, F, base, pids, groups, outs, trajs, rew, NULL, first_round, dynamic, kept_global, n_new,
+                ast_all, len_sum, clipped, weights, adv_scratch, scratch);
+  return rc;
+}
+
+static int adaptive_group_sizes(run *r, const float *rew, int used, int G, int G0, int F, const float *weights,
+                                int B, int shared, int *n0, int *c, int *size, grpo_error *err);
+
+/* rank 0: has the workers generate groups[0..B) into the strided slots of
+ * outs / rew (sample first_sample + j of group g at g * G + first_sample + j),
+ * through the compact views tmp / tmp_rew. */
+static int dispatch_strided(const rollout_cluster *cl, const rollout_work *w, int G, int F, rollout_output *outs,
+                            float *rew, rollout_output *tmp, float *tmp_rew, rollout_engine_stats *est,
+                            grpo_error *err) {
+  /* groups that take no more samples are left out of the work */
+  rollout_group *sub = malloc(sizeof *sub * (size_t)(w->n_groups + 1));
+  const char **sub_gold = malloc(sizeof *sub_gold * (size_t)(w->n_groups + 1));
+  int *at = malloc(sizeof *at * (size_t)(w->n_groups + 1));
+  if (!sub || !sub_gold || !at) {
+    free(sub);
+    free(sub_gold);
+    free(at);
+    return GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory");
+  }
+  int n = 0, k = 0;
+  for (int g = 0; g < w->n_groups; g++) {
+    if (w->groups[g].n_samples <= 0) continue;
+    sub[n] = w->groups[g];
+    sub_gold[n] = w->golds ? w->golds[g] : NULL;
+    at[n++] = g;
+    for (int j = 0; j < w->groups[g].n_samples; j++) tmp[k++] = outs[(size_t)g * G + w->groups[g].first_sample + j];
+  }
+  rollout_work ws = *w;
+  ws.groups = sub;
+  ws.golds = sub_gold;
+  ws.n_groups = n;
+  rollout_results res = {tmp, tmp_rew, F, 0, 0, NULL};
+  int rc = n ? rollout_dispatch(cl, &ws, &res, err) : GRPO_OK;
+  est->decode_tokens += res.worker_tokens;
+  est->seconds += res.worker_seconds;
+  k = 0;
+  for (int i = 0; !rc && i < n; i++)
+    for (int j = 0; j < sub[i].n_samples; j++, k++) {
+      size_t q = (size_t)at[i] * G + sub[i].first_sample + j;
+      outs[q] = tmp[k];
+      memcpy(rew + q * F, tmp_rew + (size_t)k * F, sizeof(float) * (size_t)F);
+    }
+  free(sub);
+  free(sub_gold);
+  free(at);
+  return rc;
 }
 
 /* One on-policy disaggregated round into slots base..: prepare, dispatch,
- * collect. */
+ * collect. With adaptive group sizes (G0 > 0): a pilot of G0 samples per
+ * group, shared, the sizes every trainer computes from it alike, then the
+ * rest of each group. */
 static int disaggregated_round(run *r, const rollout_cluster *cl, const prompt_item *items, int B, int G,
                                int F, int max_new, int base, model_ids *pids, rollout_group *groups,
-                               const char **golds, rollout_output *outs, rollout_tw *trajs, int32_t *tok, float *lps, float *slps,
-                               uint8_t *forced, float *rew, int first_round, int dynamic, int *kept_global,
-                               int *n_new, rollout_engine_stats *est, trainer_adv_stats *ast_all, double *len_sum,
-                               double *clipped, const float *weights, float *adv_scratch, double *scratch,
-                               grpo_error *err) {
+                               const char **golds, rollout_output *outs, rollout_tw *trajs, int32_t *tok, float *lps,
+                               float *slps, uint8_t *forced, float *rew, int G0, int *drawn, rollout_output *tmp,
+                               float *tmp_rew, int *alloc_n0, int *alloc_c, int *alloc_size, int first_round,
+                               int dynamic, int *kept_global, int *n_new, rollout_engine_stats *est,
+                               trainer_adv_stats *ast_all, double *len_sum, double *clipped, const float *weights,
+                               float *adv_scratch, double *scratch, grpo_error *err) {
+  *n_new = 0;
   int rc = disagg_prepare(r, items, B, G, pids + base, groups + base, golds, err);
-  if (!rc && r->rank == 0) {
-    rollout_work w;
-    disagg_work(r, B, max_new, (uint32_t)r->step, (uint32_t)r->step, groups + base, golds, &w);
-    rollout_results res = {outs + (size_t)base * G, rew + (size_t)base * G * F, F, 0, 0,
-                           trajs ? trajs + (size_t)base * G : NULL};
-    rc = rollout_dispatch(cl, &w, &res, err);
-    est->decode_tokens += res.worker_tokens;
-    est->seconds += res.worker_seconds;
+  if (!G0) {
+    if (!rc && r->rank == 0) {
+      rollout_work w;
+      disagg_work(r, B, max_new, (uint32_t)r->step, (uint32_t)r->step, groups + base, golds, &w);
+      rollout_results res = {outs + (size_t)base * G, rew + (size_t)base * G * F, F, 0, 0,
+                             trajs ? trajs + (size_t)base * G : NULL};
+      rc = rollout_dispatch(cl, &w, &res, err);
+      est->decode_tokens += res.worker_tokens;
+      est->seconds += res.worker_seconds;
+    }
+    return disagg_collect(r, rc, B, G, F, max_new, base, pids, groups, outs, trajs, tok, lps, slps, forced, rew,
+                          first_round, dynamic, kept_global, n_new, ast_all, len_sum, clipped, weights, adv_scratch,
+                          scratch, err);
   }
-  return disagg_collect(r, rc, B, G, F, max_new, base, pids, groups, outs, trajs, tok, lps, slps, forced, rew, first_round,
-                        dynamic, kept_global, n_new, ast_all, len_sum, clipped, weights, adv_scratch, scratch, err);
+  for (int g = 0; g < B; g++) groups[base + g].n_samples = G0;
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1) {
+      rc = adaptive_group_sizes(r, rew + (size_t)base * G * F, B, G, G0, F, weights, B, 1, alloc_n0, alloc_c,
+                                alloc_size, err);
+      if (rc) return rc; /* every trainer computed the same: all fail together */
+      for (int g = 0; g < B; g++) {
+        groups[base + g].first_sample = (uint32_t)G0;
+        groups[base + g].n_samples = alloc_size[g] - G0;
+      }
+    }
+    int rc0 = rc;
+    if (!rc0 && r->rank == 0) {
+      rollout_work w;
+      disagg_work(r, B, max_new, (uint32_t)r->step, (uint32_t)r->step, groups + base, golds, &w);
+      rc0 = dispatch_strided(cl, &w, G, F, outs + (size_t)base * G, rew + (size_t)base * G * F, tmp, tmp_rew, est, err);
+    }
+    rc = disagg_share(r, rc0, B, G, F, max_new, base, outs, trajs, tok, lps, slps, forced, rew, err);
+    if (rc) return rc;
+  }
+  for (int g = 0; g < B; g++) {
+    drawn[base + g] = alloc_size[g];
+    for (int j = alloc_size[g]; j < G; j++)
+      for (int k = 0; k < F; k++) rew[((size_t)(base + g) * G + j) * F + k] = NAN;
+  }
+  disagg_keep(r, B, G, F, base, pids, groups, outs, trajs, rew, drawn, first_round, dynamic, kept_global, n_new,
+              ast_all, len_sum, clipped, weights, adv_scratch, scratch);
+  return GRPO_OK;
 }
 
 /* A rollout worker's scorer: decode, then the reward registry. */
@@ -1248,7 +1349,7 @@ static int generate_strided(run *r, const rollout_engine_options *eo, const roll
  * batch's pilot rewards (correct / wrong for a 0-1 reward). Every rank
  * computes the same sizes; size[g] is global group g's (g on rank g % W). */
 static int adaptive_group_sizes(run *r, const float *rew, int used, int G, int G0, int F, const float *weights,
-                                int B, int *n0, int *c, int *size, grpo_error *err) {
+                                int B, int shared, int *n0, int *c, int *size, grpo_error *err) {
   double lo = INFINITY, hi = -INFINITY;
   for (int q = 0; q < used * G; q++) {
     if (q % G >= G0) continue;
@@ -1282,10 +1383,11 @@ static int adaptive_group_sizes(run *r, const float *rew, int used, int G, int G
     gd[w] = at;
     at += gc[w];
   }
-  if (!rc) MPI_Allgatherv(mine, used, MPI_INT, all, gc, gd, MPI_INT, r->comm);
+  /* shared: every trainer holds all B groups, in global order */
+  if (!rc && !shared) MPI_Allgatherv(mine, used, MPI_INT, all, gc, gd, MPI_INT, r->comm);
   for (int g = 0; !rc && g < B; g++) {
     n0[g] = G0;
-    c[g] = all[gd[g % r->world] + g / r->world];
+    c[g] = shared ? mine[g] : all[gd[g % r->world] + g / r->world];
   }
   trainer_alloc_prior prior;
   if (!rc) rc = trainer_alloc_fit_prior(n0, c, B, &prior, err);
@@ -1313,10 +1415,13 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   summary->accuracy_first = summary->accuracy_last = -1;
   double t0 = grpo_now_seconds();
   const int disagg = cfg->distributed.mode == GRPO_CFG_MODE_DISAGGREGATED;
-  if (cfg->rollout.adaptive_group_size && (disagg || cfg->rollout.parallel_threads))
+  if (cfg->rollout.adaptive_group_size && cfg->rollout.parallel_threads)
     return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
-                     "rollout.adaptive_group_size works with distributed.mode: colocated and without "
-                     "rollout.parallel_threads (for now)");
+                     "rollout.adaptive_group_size does not combine with rollout.parallel_threads yet");
+  if (cfg->rollout.adaptive_group_size && cfg->distributed.off_policy_steps > 0)
+    return GRPO_FAIL(err, GRPO_EUNSUPPORTED,
+                     "rollout.adaptive_group_size does not combine with distributed.off_policy_steps yet (the sizes "
+                     "need the pilot of the step)");
   if (cfg->rollout.adaptive_group_size && cfg->rollout.adaptive_pilot > cfg->rollout.num_generations)
     return GRPO_FAIL(err, GRPO_EINVAL, "rollout.adaptive_pilot (%ld) is above rollout.num_generations (%ld)",
                      (long)cfg->rollout.adaptive_pilot, (long)cfg->rollout.num_generations);
@@ -1406,6 +1511,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   float *lps = malloc(sizeof(float) * (size_t)SL * G * max_new);
   float *slps = malloc(sizeof(float) * (size_t)SL * G * max_new);
   rollout_output *gen_tmp = adaptive ? calloc((size_t)SL * G, sizeof *gen_tmp) : NULL;
+  float *rew_tmp = adaptive && disagg ? malloc(sizeof(float) * ((size_t)SL * G * F + 1)) : NULL;
   int *drawn = calloc((size_t)SL, sizeof *drawn); /* samples drawn per group slot */
   int *alloc_n0 = calloc((size_t)B, sizeof *alloc_n0), *alloc_c = calloc((size_t)B, sizeof *alloc_c);
   int *alloc_size = calloc((size_t)B, sizeof *alloc_size);
@@ -1425,7 +1531,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   int *counts = malloc(sizeof(int) * (size_t)r.world), *displs = malloc(sizeof(int) * (size_t)r.world);
   int *kcounts = malloc(sizeof(int) * (size_t)r.world), *kdispls = malloc(sizeof(int) * (size_t)r.world);
   if (!rc && (!items || !pids || !groups || !golds || !outs || !tok || !lps || !slps || !forced || !rew_local || !drawn ||
-              !alloc_n0 || !alloc_c || !alloc_size || (adaptive && !gen_tmp) || !rew_all ||
+              !alloc_n0 || !alloc_c || !alloc_size || (adaptive && !gen_tmp) || (adaptive && disagg && !rew_tmp) || !rew_all ||
               !adv_all || !scratch || !weights || !seqs || !counts || !displs || !kcounts || !kdispls))
     rc = GRPO_FAIL(err, GRPO_ENOMEM, "trainer: out of memory for a batch of %d x %d", B, G);
   for (int i = 0; !rc && i < SL * G; i++) {
@@ -1471,7 +1577,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       double tr = grpo_now_seconds();
       rounds++;
       if (disagg) {
-        int n_new = 0;
+        int n_new = 0, next_was_pending = next.pending;
         if (next.pending) {
           /* one step off-policy: these rollouts were generated during the
            * last update, with the weights from before it */
@@ -1483,11 +1589,15 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
                               scratch, err);
         } else {
           source_next(&r.src, B, items);
-          rc = disaggregated_round(&r, &cl, items, B, G, F, max_new, kept, pids, groups, golds, outs, trajs, tok, lps, slps,
-                                   forced, rew_local, round == 0, dynamic, &kept_global, &n_new, &est, &ast_all,
+          rc = disaggregated_round(&r, &cl, items, B, G, F, max_new, kept, pids, groups, golds, outs, trajs, tok, lps,
+                                   slps, forced, rew_local, adaptive ? G0 : 0, drawn, gen_tmp, rew_tmp, alloc_n0,
+                                   alloc_c, alloc_size, round == 0, dynamic, &kept_global, &n_new, &est, &ast_all,
                                    &len_sum, &clipped, weights, adv_all, scratch, err);
         }
-        for (int l = kept; l < kept + n_new; l++) drawn[l] = G;
+        if (!adaptive)
+          for (int l = kept; l < kept + n_new; l++) drawn[l] = G;
+        /* generated this round (the same on every trainer) */
+        for (int g = 0; g < B; g++) gen_n += adaptive && !next_was_pending ? alloc_size[g] : G;
         if (parallel && n_trajs < (kept + B) * G) n_trajs = (kept + B) * G; /* every slot of the round to free */
         kept += n_new;
         t_rollout += grpo_now_seconds() - tr;
@@ -1519,8 +1629,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
       /* adaptive: pass 0 draws the pilots, pass 1 the rest of each group */
       for (int pass = 0; !rc && pass < (adaptive ? 2 : 1); pass++) {
       if (pass == 1) {
-        rc = adaptive_group_sizes(&r, rew_local + (size_t)kept * G * F, used, G, G0, F, weights, B, alloc_n0, alloc_c,
-                                  alloc_size, err);
+        rc = adaptive_group_sizes(&r, rew_local + (size_t)kept * G * F, used, G, G0, F, weights, B, 0, alloc_n0,
+                                  alloc_c, alloc_size, err);
         if (rc) break;
         for (int g = 0; g < used; g++) {
           groups[kept + g].first_sample = (uint32_t)G0;
@@ -1758,7 +1868,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     /* 7. metrics (sums over ranks) */
     double m[8] = {acc.loss, acc.ls.kl_sum, acc.ls.entropy_sum, acc.ls.tokens, acc.ls.clip_low,
                    acc.ls.clip_high, acc.ls.clip_region, acc.ls.clip_count};
-    double lens[3] = {len_sum, clipped, disagg ? (double)rounds * B * G : gen_n};
+    double lens[3] = {len_sum, clipped, gen_n};
     MPI_Allreduce(MPI_IN_PLACE, m, 8, MPI_DOUBLE, MPI_SUM, r.comm);
     MPI_Allreduce(MPI_IN_PLACE, lens, disagg ? 2 : 3, MPI_DOUBLE, MPI_SUM, r.comm);
     double tok_n = m[3] > 0 ? m[3] : 1, clip_n = m[7] > 0 ? m[7] : 1;
@@ -1870,6 +1980,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   free(slps);
   free(forced);
   free(gen_tmp);
+  free(rew_tmp);
   free(drawn);
   free(alloc_n0);
   free(alloc_c);

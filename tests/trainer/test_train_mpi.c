@@ -133,6 +133,12 @@ TEST(disaggregated_pgrpo_equals_colocated) {
                              "{name: pgrpo_acceleration}]");
 }
 
+/* adaptive group sizes over the workers: a pilot round, the same sizes on
+ * every trainer, the rest of each group keyed after its pilot */
+TEST(disaggregated_adaptive_group_size_equals_colocated) {
+  disaggregated_vs_colocated("adaptive", "rollout.adaptive_group_size=true", "rollout.adaptive_pilot=2");
+}
+
 /* DAPO dynamic sampling over worker rounds (a reward under which some
  * groups come back all equal): the same groups are kept */
 TEST(disaggregated_dynamic_sampling_equals_colocated) {
@@ -223,6 +229,8 @@ int main(int argc, char **argv) {
   RUN(disaggregated_dynamic_sampling_equals_colocated);
   MPI_Barrier(MPI_COMM_WORLD);
   RUN(disaggregated_pgrpo_equals_colocated);
+  MPI_Barrier(MPI_COMM_WORLD);
+  RUN(disaggregated_adaptive_group_size_equals_colocated);
   MPI_Barrier(MPI_COMM_WORLD);
   RUN(off_policy_resumes_exactly);
   MPI_Barrier(MPI_COMM_WORLD);
