@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "checkpoints/ckpt_internal.h"
+#include "core/fileio.h"
 #include "core/log.h"
 
 #ifndef GRPO_VERSION
@@ -196,33 +197,11 @@ int ckpt_writer_open(ckpt_writer **out, const char *path, int64_t step, grpo_err
   return writer_create(out, path, step, err);
 }
 
-/* mkdir -p: checkpoint.dir may name a path whose parents do not exist yet. */
-static int make_dirs(const char *dir, grpo_error *err) {
-  char buf[4096];
-  if (strlen(dir) >= sizeof buf)
-    return GRPO_FAIL(err, GRPO_EINVAL, "%s: directory path too long", dir);
-  snprintf(buf, sizeof buf, "%s", dir);
-  for (char *p = buf + 1;; p++) {
-    if (*p == '/' || *p == '\0') {
-      char saved = *p;
-      *p = '\0';
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return GRPO_FAIL(err, GRPO_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-      *p = saved;
-      if (!saved) break;
-    }
-  }
-  struct stat st;
-  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-    return GRPO_FAIL(err, GRPO_EIO, "%s: not a directory", dir);
-  return GRPO_OK;
-}
-
 int ckpt_writer_begin(ckpt_writer **out, const char *dir, int64_t step, int keep_last,
                       grpo_error *err) {
   *out = NULL;
   if (step < 0) return GRPO_FAIL(err, GRPO_EINVAL, "%s: checkpoint step %lld < 0", dir, (long long)step);
-  int rc = make_dirs(dir, err);
+  int rc = grpo_mkdirs(dir, err); /* checkpoint.dir may name a path whose parents do not exist yet */
   if (rc) return rc;
   char name[64], tmp[4200];
   ckpt_step_filename(step, name, sizeof name);

@@ -39,3 +39,23 @@ int grpo_read_file(const char *path, size_t limit, char **out, size_t *len, grpo
   if (len) *len = n;
   return GRPO_OK;
 }
+
+int grpo_mkdirs(const char *dir, grpo_error *err) {
+  char buf[4096];
+  if (!dir || !*dir) return GRPO_FAIL(err, GRPO_EINVAL, "empty directory path");
+  if (strlen(dir) >= sizeof buf) return GRPO_FAIL(err, GRPO_EINVAL, "%s: directory path too long", dir);
+  snprintf(buf, sizeof buf, "%s", dir);
+  for (char *p = buf + 1;; p++) {
+    if (*p == '/' || *p == '\0') {
+      char saved = *p;
+      *p = '\0';
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return GRPO_FAIL(err, GRPO_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+      *p = saved;
+      if (!saved) break;
+    }
+  }
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return GRPO_FAIL(err, GRPO_EIO, "%s: not a directory", dir);
+  return GRPO_OK;
+}

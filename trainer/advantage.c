@@ -43,6 +43,17 @@ int trainer_group_is_degenerate(const float *r, int G) {
   return 1;
 }
 
+double trainer_total_reward(const float *rewards, const float *weights, int n_funcs) {
+  int any = 0;
+  double s = 0;
+  for (int k = 0; k < n_funcs; k++)
+    if (!isnan(rewards[k])) {
+      s += (double)weights[k] * rewards[k];
+      any = 1;
+    }
+  return any ? s : NAN;
+}
+
 void trainer_advantages(const float *rewards, int n_groups, int G, int n_funcs,
                         const float *weights, const trainer_adv_options *opt, float *total,
                         float *adv, double *scratch, trainer_adv_stats *stats) {
@@ -51,17 +62,8 @@ void trainer_advantages(const float *rewards, int n_groups, int G, int n_funcs,
   double *norm = scratch + n;    /* [n, n_funcs] per-function normalised (normalize_then_sum) */
   memset(stats, 0, sizeof *stats);
   for (int i = 0; i < n; i++) {
-    int any = 0;
-    double s = 0;
-    for (int k = 0; k < n_funcs; k++) {
-      float v = rewards[(size_t)i * n_funcs + k];
-      if (!isnan(v)) {
-        s += (double)weights[k] * v;
-        any = 1;
-      }
-    }
-    r[i] = any ? s : NAN;
-    if (!any) stats->n_unscorable++;
+    r[i] = trainer_total_reward(rewards + (size_t)i * n_funcs, weights, n_funcs);
+    if (isnan(r[i])) stats->n_unscorable++;
   }
   if (opt->aggregation == TRAINER_NORMALIZE_THEN_SUM) {
     /* Each function normalised within its group first (GDPO). */

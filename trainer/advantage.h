@@ -46,6 +46,10 @@ void trainer_advantages(const float *rewards, int n_groups, int G, int n_funcs,
                         const float *weights, const trainer_adv_options *opt, float *total,
                         float *adv, double *scratch, trainer_adv_stats *stats);
 
+/* A sample's weighted total over the reward functions that scored it
+ * (rewards[n_funcs], NaN = did not score); NaN when none did. */
+double trainer_total_reward(const float *rewards, const float *weights, int n_funcs);
+
 /* 1 when the group's scorable rewards are all equal (or fewer than 2): the
  * groups DAPO's dynamic sampling drops. */
 int trainer_group_is_degenerate(const float *total_rewards_of_group, int G);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/log.h"
 #include "reward/math_verify.h"
 #include "checkpoints/hf_io.h"
@@ -95,24 +96,16 @@ int trainer_eval_sets_from_config(const grpo_config *c, trainer_eval_set **out, 
   *out = NULL;
   *n_out = 0;
   int arith = c->data.task == GRPO_CFG_TASK_ARITHMETIC;
-  int n = c->data.eval_paths.n + arith;
+  int n = c->data.eval_paths.n + arith, max_rows = (int)c->data.num_eval, k = 0;
   if (n == 0) return GRPO_OK;
-  const char **specs = calloc((size_t)n, sizeof *specs);
-  if (!specs) return GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
-  int k = 0;
-  if (arith) specs[k++] = "arithmetic";
-  for (int p = 0; p < c->data.eval_paths.n; p++) specs[k++] = c->data.eval_paths.items[p];
-  /* eval_paths are files even without a '/' */
   trainer_eval_set *sets = calloc((size_t)n, sizeof *sets);
-  int rc = sets ? GRPO_OK : GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
-  int max_rows = (int)c->data.num_eval, done = 0;
-  for (; !rc && done < n; done++)
-    rc = strcmp(specs[done], "arithmetic") == 0 && arith && done == 0
-             ? set_arithmetic(c, &sets[done], max_rows > 0 ? max_rows : 200, err)
-             : set_from_file(c, &sets[done], specs[done], max_rows, err);
-  free(specs);
+  if (!sets) return GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
+  int rc = arith ? set_arithmetic(c, &sets[k++], max_rows > 0 ? max_rows : 200, err) : GRPO_OK;
+  /* eval_paths are files even without a '/' */
+  for (int p = 0; !rc && p < c->data.eval_paths.n; p++)
+    rc = set_from_file(c, &sets[k++], c->data.eval_paths.items[p], max_rows, err);
   *out = sets;
-  *n_out = sets ? done : 0;
+  *n_out = k;
   return rc;
 }
 
@@ -915,21 +908,6 @@ int trainer_eval_run(trainer_session *s, MPI_Comm comm, const trainer_eval_set *
 
 /* ---- grpo eval ------------------------------------------------------------------- */
 
-static int mkdirs(const char *path, grpo_error *err) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1;; p++) {
-    if (*p != '/' && *p) continue;
-    char keep = *p;
-    *p = 0;
-    if (mkdir(buf, 0777) && errno != EEXIST)
-      return GRPO_FAIL(err, GRPO_EIO, "cannot create %s: %s", buf, strerror(errno));
-    if (!keep) break;
-    *p = keep;
-  }
-  return GRPO_OK;
-}
-
 int trainer_eval_benchmarks(const grpo_config *c, MPI_Comm comm, const char *const *sets, int n_sets,
                             grpo_error *err) {
   int rank, world;
@@ -971,7 +949,7 @@ int trainer_eval_benchmarks(const grpo_config *c, MPI_Comm comm, const char *con
   char (*labels)[96] = calloc((size_t)n_es * per_set + 1, sizeof *labels);
   if (!rc && (!res || !rows || !names || !labels)) rc = GRPO_FAIL(err, GRPO_ENOMEM, "eval: out of memory");
   if (!rc && rank == 0) {
-    rc = mkdirs(out_dir, err);
+    rc = grpo_mkdirs(out_dir, err);
     snprintf(path, sizeof path, "%s/samples.jsonl", out_dir);
     if (!rc && !(samples = fopen(path, "w")))
       rc = GRPO_FAIL(err, GRPO_EIO, "cannot write %s: %s", path, strerror(errno));

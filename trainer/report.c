@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fileio.h"
+
 /* One metric's (step, value) points. */
 typedef struct series {
   char name[64];
@@ -161,24 +163,15 @@ static const chart_def EVAL_TOKENS = {"eval_tokens", "maj@k accuracy vs tokens p
 static int load_eval_curves(const char *run_dir, series_set *by_k, series_set *by_tokens, grpo_error *err) {
   char path[1200];
   snprintf(path, sizeof path, "%s/eval/summary.json", run_dir);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
   char *text = NULL;
-  size_t cap = 0, len = 0;
-  char buf[4096];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
-    if (len + got + 1 > cap) {
-      char *nt = realloc(text, 2 * (len + got + 1));
-      if (!nt) break;
-      text = nt;
-      cap = 2 * (len + got + 1);
-    }
-    memcpy(text + len, buf, got);
-    len += got;
+  grpo_error rerr = {0};
+  int rrc = grpo_read_file(path, (size_t)1 << 28, &text, NULL, &rerr);
+  if (rrc == GRPO_ENOTFOUND) return 0;
+  if (rrc) {
+    if (err) *err = rerr;
+    return -rrc;
   }
-  fclose(f);
-  cJSON *root = text ? (text[len] = 0, cJSON_Parse(text)) : NULL;
+  cJSON *root = cJSON_Parse(text);
   free(text);
   const cJSON *sets = root ? cJSON_GetObjectItem(root, "sets") : NULL;
   if (!cJSON_IsObject(sets)) {

@@ -12,6 +12,7 @@
 #include "checkpoints/hf_io.h"
 #include <cjson/cJSON.h>
 
+#include "core/fileio.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/sgemm_peak.h"
@@ -58,21 +59,6 @@ typedef struct prompt_source {
   task_cursor cursor;
   int have_ds;
 } prompt_source;
-
-static int mkdir_p(const char *path, grpo_error *err) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0777) && errno != EEXIST)
-        return GRPO_FAIL(err, GRPO_EIO, "cannot create %s: %s", buf, strerror(errno));
-      *p = '/';
-    }
-  if (mkdir(buf, 0777) && errno != EEXIST)
-    return GRPO_FAIL(err, GRPO_EIO, "cannot create %s: %s", buf, strerror(errno));
-  return GRPO_OK;
-}
 
 static int source_open_train(prompt_source *ps, const grpo_config *c, grpo_error *err) {
   memset(ps, 0, sizeof *ps);
@@ -236,7 +222,7 @@ static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewa
   grpo_log_set_rank(r->rank, r->world);
   snprintf(r->out_dir, sizeof r->out_dir, "%s", cfg->output_dir);
   snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->out_dir);
-  int rc = r->rank == 0 ? mkdir_p(r->ckpt_dir, err) : GRPO_OK;
+  int rc = r->rank == 0 ? grpo_mkdirs(r->ckpt_dir, err) : GRPO_OK;
   MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
   if (rc) return rc ? rc : GRPO_EIO;
   r->mb_tokens = (int)cfg->trainer.max_tokens_per_microbatch;
@@ -1015,15 +1001,7 @@ static void disagg_keep(run *r, int B, int G, int F, int base, model_ids *pids, 
   step_slots sl = {pids, groups, outs, trajs, rew, G, F, drawn};
   float *tot = adv_scratch; /* free until the step's advantages */
   for (int g = 0; g < B; g++) {
-    for (int j = 0; j < G; j++) {
-      double t = 0;
-      int any = 0;
-      for (int k = 0; k < F; k++) {
-        float v = rw[((size_t)g * G + j) * F + k];
-        if (!isnan(v)) t += weights[k] * v, any = 1;
-      }
-      tot[j] = any ? (float)t : NAN;
-    }
+    for (int j = 0; j < G; j++) tot[j] = (float)trainer_total_reward(rw + ((size_t)g * G + j) * F, weights, F);
     if (*kept_global >= B || (dynamic && trainer_group_is_degenerate(tot, G))) continue;
     if ((*kept_global)++ % r->world != r->rank) continue;
     move_group(&sl, base + g, base + *n_new);
@@ -1353,11 +1331,8 @@ static int adaptive_group_sizes(run *r, const float *rew, int used, int G, int G
   double lo = INFINITY, hi = -INFINITY;
   for (int q = 0; q < used * G; q++) {
     if (q % G >= G0) continue;
-    double t = 0;
-    int any = 0;
-    for (int k = 0; k < F; k++)
-      if (!isnan(rew[(size_t)q * F + k])) t += weights[k] * rew[(size_t)q * F + k], any = 1;
-    if (any) lo = fmin(lo, t), hi = fmax(hi, t);
+    double t = trainer_total_reward(rew + (size_t)q * F, weights, F);
+    if (!isnan(t)) lo = fmin(lo, t), hi = fmax(hi, t);
   }
   double ext[2] = {-lo, hi};
   MPI_Allreduce(MPI_IN_PLACE, ext, 2, MPI_DOUBLE, MPI_MAX, r->comm);
@@ -1369,13 +1344,8 @@ static int adaptive_group_sizes(run *r, const float *rew, int used, int G, int G
   for (int l = 0; !rc && l < used; l++) {
     mine[l] = 0;
     for (int j = 0; j < G0; j++) {
-      double t = 0;
-      int any = 0;
-      for (int k = 0; k < F; k++) {
-        float v = rew[((size_t)l * G + j) * F + k];
-        if (!isnan(v)) t += weights[k] * v, any = 1;
-      }
-      mine[l] += any && ext[1] > -ext[0] && t > mid;
+      double t = trainer_total_reward(rew + ((size_t)l * G + j) * F, weights, F);
+      mine[l] += !isnan(t) && ext[1] > -ext[0] && t > mid;
     }
   }
   for (int w = 0, at = 0; !rc && w < r->world; w++) {
@@ -1720,15 +1690,8 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
         int w = g % r.world, l = g / r.world;
         const float *rw = rew_all + displs[w] + (size_t)l * G * F;
         float *tot = adv_all; /* free until the advantages below */
-        const int Gc = G;
-        for (int j = 0; j < Gc; j++) {
-          double t = 0;
-          int any = 0;
-          for (int k = 0; k < F; k++)
-            if (!isnan(rw[j * F + k])) t += weights[k] * rw[j * F + k], any = 1;
-          tot[j] = any ? (float)t : NAN;
-        }
-        int keep = kept_global < B && (!dynamic || !trainer_group_is_degenerate(tot, Gc));
+        for (int j = 0; j < G; j++) tot[j] = (float)trainer_total_reward(rw + (size_t)j * F, weights, F);
+        int keep = kept_global < B && (!dynamic || !trainer_group_is_degenerate(tot, G));
         if (!keep) continue;
         kept_global++;
         if (w != r.rank) continue;

@@ -10,7 +10,6 @@
 static char g_tmp[256];
 
 static void dir_for(char *out, size_t cap, const char *name) { snprintf(out, cap, "%s/%s", g_tmp, name); }
-static double last_metric(const char *dir, const char *name);
 
 TEST(reward_rises) {
   char dir[512], od[600];
@@ -113,21 +112,6 @@ TEST(reference_model_from_ref_path) {
   grpo_config_free(&cfg);
   CHECK_NEAR(last_metric(d0, "kl"), 0.0, 1e-9);
   CHECK_MSG(last_metric(d1, "kl") > 1e-6, "kl against the trained reference: %g", last_metric(d1, "kl"));
-}
-
-/* The last value of a metric in a run's metrics.jsonl (-1 when absent). */
-static double last_metric(const char *dir, const char *name) {
-  char path[700], line[8192], key[128];
-  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-  snprintf(key, sizeof key, "\"%s\": ", name);
-  FILE *f = fopen(path, "r");
-  double v = -1;
-  while (f && fgets(line, sizeof line, f)) {
-    char *p = strstr(line, key);
-    if (p) v = atof(p + strlen(key));
-  }
-  if (f) fclose(f);
-  return v;
 }
 
 TEST(dynamic_sampling_drops_degenerate_groups) {

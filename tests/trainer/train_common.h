@@ -31,6 +31,26 @@ static inline int train_config(grpo_config *cfg, const char *const *extra, grpo_
   return grpo_config_load(cfg, NULL, n, over, err);
 }
 
+/* A metric of a run's metrics.jsonl over its steps: the last value (want_max
+ * 0) or the largest (1); -1 when absent. */
+static inline double scan_metric(const char *dir, const char *name, int want_max) {
+  char path[700], line[8192], key[128];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+  snprintf(key, sizeof key, "\"%s\": ", name);
+  FILE *f = fopen(path, "r");
+  double v = -1;
+  while (f && fgets(line, sizeof line, f)) {
+    char *p = strstr(line, key);
+    if (!p) continue;
+    double x = atof(p + strlen(key));
+    if (!want_max || x > v) v = x;
+  }
+  if (f) fclose(f);
+  return v;
+}
+static inline double last_metric(const char *dir, const char *name) { return scan_metric(dir, name, 0); }
+static inline double max_metric(const char *dir, const char *name) { return scan_metric(dir, name, 1); }
+
 /* The model tensors of dir/checkpoints/latest into p. */
 static inline int final_weights(const char *dir, model_params *p, grpo_error *err) {
   char ck[1024], path[1200];
