@@ -10,6 +10,7 @@
  * on the device) is covered by test_gpu_train.c. */
 #include <stdint.h>
 
+#include "checkpoints/hf_io.h"
 #include "checkpoints/safetensors.h"
 #include "core/backend.h"
 #include "core/cuda/backend_cuda.h"
@@ -29,24 +30,16 @@ static const char *fx(const char *arch, const char *file) {
   return path_buf;
 }
 
+/* The fixture's weights (an HF directory) with the project's own loader. */
 static int load_model(const char *arch, model_params *p) {
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s%s", test_path("tests/fixtures/models/"), arch);
   grpo_error err = {0};
-  model_config cfg;
-  if (model_config_load(&cfg, fx(arch, "config.json"), &err) || model_params_init(p, &cfg, &err)) {
+  if (ckpt_hf_load(dir, p, &err)) {
     fprintf(stderr, "%s\n", err.msg);
     return -1;
   }
-  ckpt_st_model st;
-  if (ckpt_st_open(&st, fx(arch, "model.safetensors"), &err)) {
-    fprintf(stderr, "%s\n", err.msg);
-    return -1;
-  }
-  int rc = 0;
-  for (int i = 0; i < p->n && !rc; i++)
-    rc = ckpt_st_read_f32(&st, p->info[i].name, p->data + p->info[i].offset, p->info[i].numel, &err);
-  if (rc) fprintf(stderr, "%s\n", err.msg);
-  ckpt_st_close(&st);
-  return rc ? -1 : 0;
+  return 0;
 }
 
 static float *fx_f32(ckpt_st_model *st, const char *name, size_t *n) {
