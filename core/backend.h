@@ -66,6 +66,14 @@ typedef struct grpo_attn_shape {
   const void *v;
   int64_t ldv;
   const int32_t *tin, *tout;
+  /* Optional: the pack is plain causal segments (token i of segment s
+   * attends to the tokens of s at or before i; tin[i] = i, tout[i] = the
+   * segment's last token). seg_start [n_seg + 1] (device) holds each
+   * segment's first token and then T; max_seg is the longest segment. A
+   * backend may then use a fused kernel (cuDNN SDPA on CUDA); tin / tout
+   * stay valid and the reference ignores these. n_seg = 0: not known. */
+  int n_seg, max_seg;
+  const int32_t *seg_start;
 } grpo_attn_shape;
 
 /* Fused classifier over n prediction rows. Row k is hidden row rows[k] (or k
@@ -135,6 +143,12 @@ struct grpo_backend {
                         const void *A, int64_t lda, int64_t sA, const void *B, int64_t ldb,
                         int64_t sB, int b_group, float beta, void *C, int64_t ldc, int64_t sC,
                         int batch);
+  /* Parameter gradients: C[m,n] += alpha * op(A) op(B) with A, B in the
+   * activation type and C f32 (gradients accumulate in f32 whatever the
+   * activation type: bf16 inputs, fp32 accumulation and output on CUDA). */
+  void (*gemm_wgrad)(grpo_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+                     const void *A, int64_t lda, const void *B, int64_t ldb, float *C,
+                     int64_t ldc);
 
   /* ---- RMSNorm (HF: f32 normalisation, then * weight) -------------------- */
   /* Normalises rows*heads vectors of length dim: vector (r, h) starts at

@@ -156,6 +156,13 @@ static void cpu_sgemm_op(grpo_backend *be, int ta, int tb, int m, int n, int k, 
   cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+static void cpu_gemm_wgrad(grpo_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+                           const void *A, int64_t lda, const void *B, int64_t ldb, float *C,
+                           int64_t ldc) {
+  (void)be;
+  cpu_sgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, 1.0f, C, ldc);
+}
+
 static void cpu_sgemm_batched(grpo_backend *be, int ta, int tb, int m, int n, int k, float alpha,
                               const void *A, int64_t lda, int64_t sA, const void *B, int64_t ldb,
                               int64_t sB, int b_group, float beta, void *C, int64_t ldc,
@@ -475,6 +482,7 @@ static grpo_backend cpu_backend = {
     .convert = cpu_convert,
     .sgemm = cpu_sgemm_op,
     .sgemm_batched = cpu_sgemm_batched,
+    .gemm_wgrad = cpu_gemm_wgrad,
     .rmsnorm_fwd = cpu_rmsnorm_fwd,
     .rmsnorm_bwd = cpu_rmsnorm_bwd,
     .rope_fwd = cpu_rope_fwd,

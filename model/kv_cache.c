@@ -4,10 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t model_kv_cache_bytes(const model_config *cfg, int n_slots, int max_len) {
+/* bytes per element of a cache on be (host memory: f32) */
+static size_t kv_elem(const grpo_backend *be) {
+  return be && be->kind != GRPO_DEVICE_CPU ? grpo_dtype_size(be->act_dtype) : sizeof(float);
+}
+
+size_t model_kv_cache_bytes_on(const model_config *cfg, const grpo_backend *be, int n_slots,
+                               int max_len) {
   return 2 * (size_t)cfg->n_layers * (size_t)n_slots * (size_t)max_len *
-             (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * sizeof(float) +
+             (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * kv_elem(be) +
          (size_t)n_slots * sizeof(int);
+}
+
+size_t model_kv_cache_bytes(const model_config *cfg, int n_slots, int max_len) {
+  return model_kv_cache_bytes_on(cfg, NULL, n_slots, max_len);
 }
 
 int model_kv_cache_init(model_kv_cache *c, const model_config *cfg, int n_slots, int max_len,
@@ -28,11 +38,12 @@ int model_kv_cache_init_on(model_kv_cache *c, const model_config *cfg, grpo_back
   c->max_len = max_len;
   c->n_kv_heads = cfg->n_kv_heads;
   c->head_dim = cfg->head_dim;
+  c->elem = kv_elem(be);
   c->len = calloc((size_t)n_slots, sizeof(int));
   if (be) {
     /* one device allocation for K and V */
     void *kv = NULL;
-    int rc = c->len ? be->alloc(be, 2 * one * sizeof(float), &kv, err)
+    int rc = c->len ? be->alloc(be, 2 * one * c->elem, &kv, err)
                     : GRPO_FAIL(err, GRPO_ENOMEM, "kv cache: out of memory");
     if (rc) {
       free(c->len);
@@ -42,7 +53,7 @@ int model_kv_cache_init_on(model_kv_cache *c, const model_config *cfg, grpo_back
     }
     c->be = be;
     c->k = kv;
-    c->v = c->k + one;
+    c->v = (char *)kv + one * c->elem;
     return GRPO_OK;
   }
   /* One allocation for K and V; untouched pages are never faulted in. */
@@ -54,7 +65,7 @@ int model_kv_cache_init_on(model_kv_cache *c, const model_config *cfg, grpo_back
     return GRPO_FAIL(err, GRPO_ENOMEM, "kv cache: cannot allocate %zu bytes (%d slots x %d tokens)",
                      model_kv_cache_bytes(cfg, n_slots, max_len), n_slots, max_len);
   }
-  c->v = c->k + one;
+  c->v = (float *)c->k + one;
   return GRPO_OK;
 }
 
@@ -87,7 +98,7 @@ int model_kv_cache_copy_prefix(model_kv_cache *c, int src, const int *dst, int n
     if (dst[i] < 0 || dst[i] >= c->n_slots)
       return GRPO_FAIL(err, GRPO_EINVAL, "kv cache: destination slot %d (index %d) out of range",
                        dst[i], i);
-  size_t row = (size_t)c->n_kv_heads * c->head_dim * sizeof(float);
+  size_t row = (size_t)c->n_kv_heads * c->head_dim * c->elem;
   grpo_backend *be = c->be;
   for (int i = 0; i < n_dst; i++) {
     if (dst[i] == src) continue;

@@ -180,17 +180,27 @@ int model_params_bind(model_params *p, grpo_backend *be, grpo_error *err) {
   v->dev_data = d;
   v->dev_grad = NULL;
   v->dev_view = NULL;
+  v->dev_work = v->work = NULL;
   p->be = be;
   p->dev_data = d;
   p->dev_view = v;
-  rc = be->copy_h2d(be, d, p->data, bytes, err);
+  if (be->act_dtype != GRPO_F32) {
+    /* compute reads a copy in the activation type; the f32 master stays */
+    rc = be->alloc(be, p->total * grpo_dtype_size(be->act_dtype), &p->dev_work, err);
+    if (rc) grpo_error_prefix(err, "working weights on %s (%zu %s)", be->name, p->total,
+                              grpo_dtype_name(be->act_dtype));
+    v->work = p->dev_work;
+  }
+  if (!rc) rc = model_params_to_device(p, err);
   if (!rc && p->grad) rc = alloc_dev_grad(p, err);
   if (rc) {
     be->free(be, p->dev_data);
     be->free(be, p->dev_grad);
+    be->free(be, p->dev_work);
     free(v);
     p->be = NULL;
     p->dev_data = p->dev_grad = NULL;
+    p->dev_work = NULL;
     p->dev_view = NULL;
   }
   return rc;
@@ -200,10 +210,12 @@ void model_params_unbind(model_params *p) {
   if (on_device(p)) {
     p->be->free(p->be, p->dev_data);
     p->be->free(p->be, p->dev_grad);
+    p->be->free(p->be, p->dev_work);
     free(p->dev_view);
   }
   p->be = NULL;
   p->dev_data = p->dev_grad = NULL;
+  p->dev_work = NULL;
   p->dev_view = NULL;
 }
 
@@ -211,9 +223,16 @@ const model_params *model_params_device(const model_params *p) {
   return p->dev_view ? p->dev_view : p;
 }
 
+void model_params_sync_work(model_params *p) {
+  if (!on_device(p) || !p->dev_work) return;
+  p->be->convert(p->be, p->dev_work, p->be->act_dtype, p->dev_data, GRPO_F32, p->total);
+}
+
 int model_params_to_device(model_params *p, grpo_error *err) {
   if (!on_device(p)) return GRPO_OK;
-  return p->be->copy_h2d(p->be, p->dev_data, p->data, p->total * sizeof(float), err);
+  int rc = p->be->copy_h2d(p->be, p->dev_data, p->data, p->total * sizeof(float), err);
+  if (!rc) model_params_sync_work(p);
+  return rc;
 }
 
 int model_params_to_host(model_params *p, grpo_error *err) {

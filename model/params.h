@@ -29,7 +29,14 @@
  *      model_params_to_host         device -> host data (before checkpoints,
  *                                   the weight broadcast, export)
  *      model_params_grads_to_host   device grad -> host grad (inspection)
- *    model_params_zero_grad clears the device gradient (be->memset). */
+ *    model_params_zero_grad clears the device gradient (be->memset).
+ *  - bf16 activations (a device whose act_dtype is not f32): dev_data and
+ *    dev_grad stay f32 (master weights, f32 gradients and AdamW state) and
+ *    `dev_work` holds the working weights in the activation type, the ones
+ *    the forward, backward and decode read (model_params_weights of the
+ *    view). It is refreshed from dev_data by bind, model_params_to_device
+ *    and model_params_sync_work, which must follow every in-place update of
+ *    dev_data (the optimizer step). */
 #ifndef GRPO_MODEL_PARAMS_H
 #define GRPO_MODEL_PARAMS_H
 
@@ -98,6 +105,9 @@ typedef struct model_params {
   /* backend residency (model_params_bind); all NULL when unbound */
   grpo_backend *be;                  /* the backend dev_data / dev_grad belong to */
   float *dev_data, *dev_grad;        /* == data / grad on a host-memory backend */
+  void *dev_work;                    /* working weights in be->act_dtype when it is not
+                                        f32 (else NULL); the view's `work` */
+  void *work;                        /* device view only: dev_work (NULL: read data) */
   struct model_params *dev_view;     /* device backends only: the table with data /
                                         grad = dev_data / dev_grad (owned) */
 } model_params;
@@ -126,6 +136,17 @@ void model_params_unbind(model_params *p);
  * pointers). Valid as long as p is bound; it moves with p (the view is a
  * separate allocation, so copying the model_params struct keeps it). */
 const model_params *model_params_device(const model_params *p);
+
+/* The weights compute reads, in the backend's activation type: the working
+ * copy when there is one, else data. */
+static inline const void *model_params_weights(const model_params *p) {
+  return p->work ? p->work : (const void *)p->data;
+}
+
+/* Refreshes the working copy from dev_data after the master weights changed
+ * on the device (the optimizer step); a no-op without one. Queued on the
+ * backend (errors surface at its next sync). */
+void model_params_sync_work(model_params *p);
 
 /* Sync points (no-ops when unbound or on a host-memory backend). */
 int model_params_to_device(model_params *p, grpo_error *err);

@@ -19,6 +19,7 @@
 
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/sample.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
 #include "model/params.h"
@@ -41,6 +42,8 @@ typedef struct model_plan_opts {
   int recompute;    /* 1: keep only each layer's input, recompute it in backward */
   int max_cache_len;/* longest KV cache slot the decode path will read; 0 = max_tokens */
   int no_fuse;      /* 1: one sgemm per weight even where q/k/v or gate/up are adjacent */
+  int sample_rows;  /* > 0: plan the backend sampler (model_decode_step_sample) for
+                       this many rows per step (<= max_tokens) */
 } model_plan_opts;
 
 typedef struct model_transformer model_transformer;
@@ -49,12 +52,15 @@ typedef struct model_transformer model_transformer;
  * params (weights in params->data, gradients in params->grad) and be, which
  * must outlive it. params->data/grad and the KV cache are used in place as
  * backend memory: pass model_params_device(p) (model/params.h), which is p
- * itself on the CPU backend and the device mirror on CUDA. Backend f32
- * activations only. */
+ * itself on the CPU backend and the device mirror on CUDA. Activations f32
+ * or bf16 (be->act_dtype; bf16 reads the view's working weights). */
 int model_transformer_create(model_transformer **out, const model_params *params,
                              grpo_backend *be, const model_plan_opts *opts,
                              grpo_error *err);
 void model_transformer_free(model_transformer *m);
+
+/* The plan's sample_rows (0: model_decode_step_sample is not planned). */
+int model_transformer_sample_rows(const model_transformer *m);
 
 /* Bytes of the workspace the plan allocated (activations, scratch, op workspaces). */
 size_t model_transformer_workspace_bytes(const model_transformer *m);
@@ -82,5 +88,14 @@ int model_prefill(model_transformer *m, model_kv_cache *cache, int slot, const i
  * position's raw logits to logits [n, V] (row i for slots[i]). */
 int model_decode_step(model_transformer *m, model_kv_cache *cache, int n, const int *slots,
                       const int32_t *ids, float *logits, grpo_error *err);
+
+/* model_decode_step that samples where the logits are (core/sample.h)
+ * instead of returning them: on a device the [n, V] logits never reach the
+ * host. Row i draws with u[i] among the first `vocab` (<= V) entries; out[i]
+ * gets the token, its full-softmax logprob at the temperature, the filtered
+ * logprob and the entropy. Needs a plan with sample_rows >= n. */
+int model_decode_step_sample(model_transformer *m, model_kv_cache *cache, int n, const int *slots,
+                             const int32_t *ids, int vocab, const grpo_sample_params *p,
+                             const double *u, grpo_sample_result *out, grpo_error *err);
 
 #endif

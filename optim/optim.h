@@ -1,8 +1,11 @@
 /* Optimizer: AdamW with fp32 state over one flat parameter buffer, learning
- * rate schedules, global-norm clipping, and the gradient all-reduce over MPI.
+ * rate schedules, global-norm clipping, and the gradient all-reduce over MPI
+ * (NCCL on device memory: optim/comm.h).
  *
  * A step on every rank:
- *   optim_allreduce_sum_be(be, grad, n, comm, ...) // sum over data-parallel ranks
+ *   optim_comm_allreduce_sum(dp, grad, n, ...)    // sum over data-parallel ranks
+ *                                                 // (dp: optim_comm_create once per run;
+ *                                                 //  its MPI path is optim_allreduce_sum_be)
  *   norm = optim_grad_norm(be, grad, n)           // identical on every rank now
  *   optim_adamw_step(&opt, be, params, grad, optim_lr_at(&sched, step), clip)
  *
@@ -12,9 +15,11 @@
  * optim knows nothing about models.
  *
  * Memory: params, grads and the moments are backend memory (host memory on
- * the CPU backend, device memory on CUDA). Without NCCL the device all-reduce
- * stages through host memory, one bucket at a time (copy_d2h, MPI_Allreduce,
- * copy_h2d). Checkpoints reach the moments through optim_adamw_moments_host. */
+ * the CPU backend, device memory on CUDA). With NCCL (optim/comm.h) the
+ * device all-reduce runs in place on the devices; without it the device
+ * all-reduce stages through host memory, one bucket at a time (copy_d2h,
+ * MPI_Allreduce, copy_h2d). Checkpoints reach the moments through
+ * optim_adamw_moments_host. */
 #ifndef GRPO_OPTIM_OPTIM_H
 #define GRPO_OPTIM_OPTIM_H
 
@@ -96,7 +101,9 @@ int optim_allreduce_sum(float *buf, size_t n, MPI_Comm comm, size_t bucket_float
  * backend (be NULL or kind CPU); on a device, each bucket is staged through
  * host memory (copy_d2h, MPI_Allreduce, copy_h2d). stage: NULL (a bucket is
  * allocated for the call) or host memory for min(n, bucket) floats. A
- * communicator of one rank returns at once on a device. */
+ * communicator of one rank returns at once on a device. This is the MPI path
+ * of optim_comm_allreduce_sum (optim/comm.h), which uses NCCL instead when
+ * the run's communicator has it. */
 int optim_allreduce_sum_be(grpo_backend *be, float *buf, size_t n, MPI_Comm comm,
                            size_t bucket_floats, float *stage, grpo_error *err);
 /* L2 norm of the gradient (after the all-reduce it is the global norm). */

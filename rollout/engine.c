@@ -45,6 +45,8 @@ struct rollout_engine {
   float *logits;           /* [n_slots, vocab] */
   int *step_slots;
   int32_t *step_ids;
+  double *step_u;               /* [n_slots] draws of a step_sample step */
+  grpo_sample_result *step_res; /* [n_slots] its results */
   rollout_sampler_ws *ws;  /* one per OpenMP thread */
   int n_ws;
 };
@@ -68,10 +70,13 @@ int rollout_engine_create(rollout_engine **out, const rollout_policy *policy, gr
   e->logits = malloc(S * V * sizeof(float));
   e->step_slots = malloc(S * sizeof(int));
   e->step_ids = malloc(S * sizeof(int32_t));
+  e->step_u = malloc(S * sizeof(double));
+  e->step_res = malloc(S * sizeof(grpo_sample_result));
   e->n_ws = omp_get_max_threads();
   e->ws = calloc((size_t)e->n_ws, sizeof *e->ws);
   int rc = (e->slots && e->history_mem && e->own_ids && e->own_lp && e->own_slp && e->text_mem &&
-            e->scratch_ids && e->logits && e->step_slots && e->step_ids && e->ws)
+            e->scratch_ids && e->logits && e->step_slots && e->step_ids && e->step_u && e->step_res &&
+            e->ws)
                ? GRPO_OK
                : GRPO_FAIL(err, GRPO_ENOMEM, "rollout engine: out of memory for %d slots", policy->n_slots);
   for (int i = 0; !rc && i < e->n_ws; i++) rc = rollout_sampler_ws_init(&e->ws[i], policy->vocab, err);
@@ -105,6 +110,8 @@ void rollout_engine_free(rollout_engine *e) {
   free(e->logits);
   free(e->step_slots);
   free(e->step_ids);
+  free(e->step_u);
+  free(e->step_res);
   free(e);
 }
 
@@ -250,37 +257,53 @@ static int continue_thinking(rollout_engine *e, slot_state *s, const rollout_eng
   return 1;
 }
 
-/* Draws the next token from a logits row (or injects a queued one); marks
- * the stream inactive when it ends. */
-static void sample_into(rollout_engine *e, slot_state *s, const rollout_engine_options *opt,
-                        const float *logits, int vocab, rollout_sampler_ws *ws) {
+/* The draw for the stream's next token. */
+static double next_draw(const rollout_engine_options *opt, const slot_state *s) {
+  const rollout_output *o = s->out;
+  return rollout_sampler_uniform(opt->seed, opt->step, o->prompt_index, o->sample_index,
+                                 s->key_c0 + (uint32_t)s->emitted);
+}
+
+/* Takes a sampled token, or injects a queued one instead (the sample is then
+ * ignored); marks the stream inactive when it ends. */
+static void take_sample(rollout_engine *e, slot_state *s, const rollout_engine_options *opt,
+                        const rollout_sample_result *r) {
   if (s->n_queue > 0) {
     inject_next(e, s, opt);
     return;
   }
   rollout_output *o = s->out;
-  rollout_sample_result r;
-  double u = rollout_sampler_uniform(opt->seed, opt->step, o->prompt_index, o->sample_index,
-                                     s->key_c0 + (uint32_t)s->emitted);
-  rollout_sample(logits, vocab, &opt->sampling, s->history, s->n_hist, u, ws, &r);
-  emit(e, s, r.token, r.logprob, r.sampler_logprob, 0);
+  emit(e, s, r->token, r->logprob, r->sampler_logprob, 0);
   if (s->thinking && ends_thinking(o, &opt->budget)) {
     if (continue_thinking(e, s, opt)) return;
     s->thinking = 0;
   }
   for (int k = 0; k < opt->n_stop_ids; k++)
-    if (r.token == opt->stop_ids[k]) {
+    if (r->token == opt->stop_ids[k]) {
       o->finish = ROLLOUT_FINISH_EOS;
       s->active = 0;
       return;
     }
-  if (hits_stop_string(e, s, opt, r.token, 1)) {
+  if (hits_stop_string(e, s, opt, r->token, 1)) {
     o->finish = ROLLOUT_FINISH_STOP;
     s->active = 0;
     return;
   }
   if (hits_length(e, s)) return;
   maybe_force_end(s, &opt->budget);
+}
+
+/* Draws the next token from a logits row on the host (or injects a queued
+ * one). */
+static void sample_into(rollout_engine *e, slot_state *s, const rollout_engine_options *opt,
+                        const float *logits, int vocab, rollout_sampler_ws *ws) {
+  if (s->n_queue > 0) {
+    inject_next(e, s, opt);
+    return;
+  }
+  rollout_sample_result r;
+  rollout_sample(logits, vocab, &opt->sampling, s->history, s->n_hist, next_draw(opt, s), ws, &r);
+  take_sample(e, s, opt, &r);
 }
 
 static void stream_begin(slot_state *s, rollout_output *out, int max_new, uint32_t key_c0,
@@ -323,6 +346,27 @@ static int decode_step(rollout_engine *e, const rollout_engine_options *opt, int
       n++;
     }
   if (n == 0) return GRPO_OK;
+  if (pol->step_sample && opt->sampling.repetition_penalty == 1.0f) {
+    /* sampled where the logits are; the draws are the host path's */
+    grpo_sample_params p;
+    rollout_sampling_params(&opt->sampling, &p);
+    for (int i = 0; i < n; i++) {
+      const slot_state *s = &e->slots[e->step_slots[i]];
+      e->step_u[i] = s->n_queue > 0 ? 0.0 : next_draw(opt, s);
+    }
+    rc = pol->step_sample(pol->ctx, n, e->step_slots, e->step_ids, vocab, &p, e->step_u,
+                          e->step_res, err);
+    if (rc) return rc;
+    stats->decode_steps++;
+    stats->decode_tokens += n;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) {
+      slot_state *s = &e->slots[e->step_slots[i]];
+      s->cached++;
+      take_sample(e, s, opt, &e->step_res[i]);
+    }
+    return GRPO_OK;
+  }
   rc = pol->step(pol->ctx, n, e->step_slots, e->step_ids, e->logits, err);
   if (rc) return rc;
   stats->decode_steps++;

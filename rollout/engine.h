@@ -49,6 +49,17 @@ typedef struct rollout_policy {
   /* Optional (NULL = cannot): keeps the first n_tokens of a slot, dropping the
    * rest. Budget forcing needs it to take back a multi-token end of thinking. */
   int (*truncate)(void *ctx, int slot, int n_tokens, grpo_error *err);
+  /* Optional (NULL = none): step, then sampling where the logits are (a
+   * device: core/sample.h), so they never reach the host. Row i draws with
+   * u[i] among the first `vocab` entries; out[i] gets the token and its
+   * logprobs and entropy. The engine uses it for decode steps when the
+   * sampling has no repetition penalty (which needs the history on the
+   * host); prefills, and every step otherwise, go through append / step and
+   * the host sampler. The same logits and draws give the same tokens as the
+   * host sampler except within rounding of a filter or CDF boundary. */
+  int (*step_sample)(void *ctx, int n, const int *slots, const int32_t *ids, int vocab,
+                     const grpo_sample_params *p, const double *u, grpo_sample_result *out,
+                     grpo_error *err);
 } rollout_policy;
 
 /* Turns a token into its text bytes (for stop strings); returns the length. */

@@ -15,6 +15,13 @@ static int mp_step(void *ctx, int n, const int *slots, const int32_t *ids, float
   return model_decode_step(mp->model, &mp->cache, n, slots, ids, logits, err);
 }
 
+static int mp_step_sample(void *ctx, int n, const int *slots, const int32_t *ids, int vocab,
+                          const grpo_sample_params *p, const double *u, grpo_sample_result *out,
+                          grpo_error *err) {
+  rollout_model_policy *mp = ctx;
+  return model_decode_step_sample(mp->model, &mp->cache, n, slots, ids, vocab, p, u, out, err);
+}
+
 static int mp_copy(void *ctx, int src, const int *dst, int n_dst, int n_tokens, grpo_error *err) {
   return model_kv_cache_copy_prefix(&((rollout_model_policy *)ctx)->cache, src, dst, n_dst, n_tokens,
                                     err);
@@ -44,9 +51,23 @@ int rollout_model_policy_init_on(rollout_model_policy *mp, rollout_policy *pol, 
   mp->model = m;
   int rc = model_kv_cache_init_on(&mp->cache, cfg, be, n_slots, max_len, err);
   if (rc) return rc;
-  *pol = (rollout_policy){mp, cfg->vocab, n_slots, max_len, mp_reset, mp_append, mp_step, mp_copy,
-                         mp_truncate};
+  /* on a device the decode steps sample there when the plan has the rows */
+  int device = be && be->kind != GRPO_DEVICE_CPU && model_transformer_sample_rows(m) >= n_slots;
+  *pol = (rollout_policy){.ctx = mp,
+                          .vocab = cfg->vocab,
+                          .n_slots = n_slots,
+                          .max_len = max_len,
+                          .reset = mp_reset,
+                          .append = mp_append,
+                          .step = mp_step,
+                          .copy_prefix = mp_copy,
+                          .truncate = mp_truncate,
+                          .step_sample = device ? mp_step_sample : NULL};
   return GRPO_OK;
 }
 
 void rollout_model_policy_free(rollout_model_policy *mp) { model_kv_cache_free(&mp->cache); }
+
+void rollout_model_plan_sampling(model_plan_opts *po, const grpo_backend *be, int n_slots) {
+  if (be && be->kind != GRPO_DEVICE_CPU && po->sample_rows < n_slots) po->sample_rows = n_slots;
+}

@@ -17,10 +17,19 @@ typedef struct rollout_model_policy {
 int rollout_model_policy_init(rollout_model_policy *mp, rollout_policy *pol, model_transformer *m,
                               const model_config *cfg, int n_slots, int max_len, grpo_error *err);
 /* The same with the cache in be's memory (be: the backend m runs on; NULL or
- * a host-memory backend = rollout_model_policy_init). */
+ * a host-memory backend = rollout_model_policy_init). On a device backend the
+ * decode steps also sample there (pol->step_sample: model_decode_step_sample)
+ * when m is planned with model_plan_opts.sample_rows >= n_slots
+ * (rollout_model_plan_sampling sets it); otherwise the logits of each step
+ * come to the host. */
 int rollout_model_policy_init_on(rollout_model_policy *mp, rollout_policy *pol, model_transformer *m,
                                  grpo_backend *be, const model_config *cfg, int n_slots,
                                  int max_len, grpo_error *err);
 void rollout_model_policy_free(rollout_model_policy *mp);
+
+/* Sets what rollout_model_policy_init_on needs in the plan of a model that
+ * runs on be with n_slots slots: sample_rows = n_slots on a device backend
+ * (the CPU backend samples on the host and needs none). */
+void rollout_model_plan_sampling(model_plan_opts *po, const grpo_backend *be, int n_slots);
 
 #endif

@@ -21,6 +21,10 @@
  *   sampler_logprob  log-probability under the filtered distribution the
  *                    token was actually drawn from (for rollout importance
  *                    correction and debugging).
+ *
+ * The filters and the draw are core's reference (core/sample.h, rules in
+ * core/sample_math.h, shared with the CUDA sampler); this file adds the
+ * repetition penalty, which needs the sequence history.
  */
 #ifndef GRPO_ROLLOUT_SAMPLER_H
 #define GRPO_ROLLOUT_SAMPLER_H
@@ -28,6 +32,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/sample.h"
 
 typedef struct rollout_sampling {
   float temperature;        /* 0 = greedy */
@@ -36,6 +41,9 @@ typedef struct rollout_sampling {
   float min_p;              /* 0 = off */
   float repetition_penalty; /* 1 = off */
 } rollout_sampling;
+
+/* The filter settings for core/sample.h (everything but the penalty). */
+void rollout_sampling_params(const rollout_sampling *s, grpo_sample_params *p);
 
 /* Defaults of TRL / transformers: T 1, top_p 1, top_k 0, min_p 0, penalty 1. */
 void rollout_sampling_defaults(rollout_sampling *s);
@@ -53,12 +61,9 @@ typedef struct rollout_sampler_ws {
 int rollout_sampler_ws_init(rollout_sampler_ws *ws, int vocab, grpo_error *err);
 void rollout_sampler_ws_free(rollout_sampler_ws *ws);
 
-typedef struct rollout_sample_result {
-  int32_t token;
-  float logprob;          /* full softmax at the temperature (see above) */
-  float sampler_logprob;  /* under the filtered distribution */
-  float entropy;          /* of the full softmax at the temperature */
-} rollout_sample_result;
+/* token, logprob (full softmax at the temperature, see above),
+ * sampler_logprob (filtered), entropy (full softmax at the temperature) */
+typedef grpo_sample_result rollout_sample_result;
 
 /* Samples from logits[0..vocab) (vocab <= ws->vocab: pass the tokenizer's
  * size so padding rows of the embedding are never drawn). history: token ids

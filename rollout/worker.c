@@ -101,6 +101,7 @@ int rollout_broadcast_weights(const rollout_cluster *c, uint32_t version, float 
     int rc = send_ctrl(c, w, CTRL_WEIGHTS, version, 0, err);
     if (rc) return rc;
   }
+  if (c->bcast) return c->bcast(c->bcast_ctx, weights, n, err);
   return bcast_weights(c->weights_comm, weights, n, err);
 }
 
@@ -503,8 +504,14 @@ int rollout_worker_loop(const rollout_cluster *c, const rollout_worker_options *
     }
     if (ctrl[0] == CTRL_SHUTDOWN) break;
     if (ctrl[0] == CTRL_WEIGHTS) {
-      if ((rc = bcast_weights(c->weights_comm, o->weights, o->n_weights, err))) break;
-      if (o->weights_received && (rc = o->weights_received(o->weights_ctx, err))) {
+      if (c->bcast) {
+        if ((rc = c->bcast(c->bcast_ctx, o->weights, o->n_weights, err))) {
+          report_error(c, err);
+          break;
+        }
+      } else if ((rc = bcast_weights(c->weights_comm, o->weights, o->n_weights, err))) {
+        break;
+      } else if (o->weights_received && (rc = o->weights_received(o->weights_ctx, err))) {
         report_error(c, err);
         break;
       }

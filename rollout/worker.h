@@ -10,9 +10,11 @@
  *   rollout_shutdown_workers() -------->    rollout_worker_loop returns
  *
  * Weights travel by MPI_Bcast over a communicator of trainer rank 0 and the
- * workers, announced by a control message naming the version; a work item
- * names the version it needs and a worker refuses (error) to sample with
- * another, so no sample ever comes from a half-received or stale model.
+ * workers (or by the cluster's own transport, rollout_cluster.bcast: NCCL
+ * between devices), announced by a control message naming the version; a
+ * work item names the version it needs and a worker refuses (error) to
+ * sample with another, so no sample ever comes from a half-received or stale
+ * model.
  *
  * Balance: groups are sorted by expected cost (prompt + G x max_new tokens)
  * and handed out in chunks of about a quarter of a fair share; a worker asks
@@ -68,6 +70,17 @@ typedef struct rollout_cluster {
   MPI_Comm comm;
   MPI_Comm weights_comm;         /* rank 0 + workers; MPI_COMM_NULL on other trainers */
   int rank, size, n_trainers;
+  /* Optional weight transport; NULL (what init leaves): MPI_Bcast of the
+   * host buffers over weights_comm. Set it alike on trainer rank 0 and on
+   * every worker after init. It moves the n weights from rank 0 of
+   * weights_comm to the others wherever they live (the trainer uses NCCL
+   * between the devices when every rank of weights_comm can: optim/comm.h);
+   * `host` is the buffer rollout_broadcast_weights / the worker options
+   * name, which it may leave stale. On a worker it replaces both the
+   * MPI_Bcast and weights_received: it must leave the weights where the
+   * engine samples from. */
+  int (*bcast)(void *ctx, float *host, size_t n, grpo_error *err);
+  void *bcast_ctx;
 } rollout_cluster;
 
 int rollout_cluster_init(rollout_cluster *c, MPI_Comm comm, int n_trainers, grpo_error *err);
@@ -112,7 +125,8 @@ typedef struct rollout_worker_options {
                                     each completion's forced mask either way. */
   const rollout_tw_options *tw;  /* fork/join limits for parallel work; NULL: refused */
   /* Called after each weight broadcast landed in `weights` (host memory),
-   * e.g. to copy them to the GPU the engine samples on; may be NULL. */
+   * e.g. to copy them to the GPU the engine samples on; may be NULL. Not
+   * called when the cluster has its own transport (rollout_cluster.bcast). */
   int (*weights_received)(void *ctx, grpo_error *err);
   void *weights_ctx;
 } rollout_worker_options;

@@ -144,9 +144,10 @@ static int node_local_rank(void) {
 /* model.device: cuda: one GPU per rank, the node-local rank modulo the
  * visible devices (CUDA_VISIBLE_DEVICES narrows what is visible; a launcher
  * that gives each rank one device makes this device 0). */
-static int open_cuda(trainer_session *s, grpo_error *err) {
+static int open_cuda(trainer_session *s, const grpo_config *c, grpo_error *err) {
   int n = grpo_backend_cuda_device_count();
-  grpo_cuda_options o = {.act_dtype = GRPO_F32};
+  /* auto: bf16 activations and working weights, f32 master weights / grads / AdamW */
+  grpo_cuda_options o = {.act_dtype = c->model.dtype == GRPO_CFG_DTYPE_FLOAT32 ? GRPO_F32 : GRPO_BF16};
   if (n > 0) o.device = node_local_rank() % n;
   int rc = grpo_backend_cuda_create(&o, &s->be, err);
   if (rc) {
@@ -154,17 +155,17 @@ static int open_cuda(trainer_session *s, grpo_error *err) {
     grpo_error_prefix(err, "model.device: cuda");
     return rc;
   }
-  GRPO_INFO("model.device: cuda, device %d of %d visible (CUDA_VISIBLE_DEVICES=%s)", o.device, n,
-            getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "unset");
+  GRPO_INFO("model.device: cuda, device %d of %d visible (CUDA_VISIBLE_DEVICES=%s), %s activations",
+            o.device, n, getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "unset",
+            grpo_dtype_name(o.act_dtype));
   return GRPO_OK;
 }
 
-/* Keys the schema already declares for later work: a value other than the
- * default must not be silently ignored. */
+/* Combinations the backends do not offer: refused, never silently changed. */
 static int reject_unimplemented(const grpo_config *c, grpo_error *err) {
-  const char *key = NULL;
-  if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16) key = "model.dtype: bfloat16 (both backends compute in float32 for now)";
-  if (key) return GRPO_FAIL(err, GRPO_EUNSUPPORTED, "%s is not implemented yet; leave it at its default", key);
+  if (c->model.dtype == GRPO_CFG_DTYPE_BFLOAT16 && c->model.device != GRPO_CFG_DEVICE_CUDA)
+    return GRPO_FAIL(err, GRPO_EUNSUPPORTED, "model.dtype: bfloat16 needs model.device: cuda (the "
+                     "CPU backend computes in float32; use auto or float32)");
   return GRPO_OK;
 }
 
@@ -207,7 +208,7 @@ int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_t
   if (urc) return urc;
   s->cfg = cfg;
   s->be = grpo_backend_cpu();
-  int rc = cfg->model.device == GRPO_CFG_DEVICE_CUDA ? open_cuda(s, err) : GRPO_OK;
+  int rc = cfg->model.device == GRPO_CFG_DEVICE_CUDA ? open_cuda(s, cfg, err) : GRPO_OK;
   if (!rc) rc = open_tokenizer(s, err);
   if (!rc) rc = choose_chat(s, err);
   if (!rc) rc = trainer_session_load_weights(s, cfg->model.path, &s->params, err);
@@ -231,6 +232,7 @@ int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_t
   if (po.max_tokens < train_tokens) po.max_tokens = train_tokens;
   po.recompute = cfg->model.gradient_checkpointing;
   po.max_cache_len = s->max_len;
+  rollout_model_plan_sampling(&po, s->be, slots); /* a device samples where the logits are */
   rc = model_transformer_create(&s->model, model_params_device(&s->params), s->be, &po, err);
   if (!rc)
     rc = rollout_model_policy_init_on(&s->mp, &s->policy, s->model, s->be, &s->params.cfg, slots,

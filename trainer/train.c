@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/sgemm_peak.h"
+#include "optim/comm.h"
 #include "optim/optim.h"
 #include "reward/registry.h"
 #include "rollout/worker.h"
@@ -144,6 +145,8 @@ typedef struct run {
   char out_dir[1024], ckpt_dir[1100];
   optim_adamw opt;
   optim_schedule sched;
+  optim_comm *dp_comm;           /* the gradient all-reduce over comm (made at the first update) */
+  optim_comm *weights_comm;      /* disaggregated, trainer 0 and the workers: the weight broadcast */
   trainer_packed pack;
   int mb_tokens;
   float *lp, *ent, *dlp, *dent, *old_buf;  /* per prediction of a micro-batch */
@@ -342,6 +345,8 @@ static int run_open(run *r, const grpo_config *cfg, MPI_Comm comm, int need_rewa
 }
 
 static void run_close(run *r) {
+  optim_comm_destroy(r->dp_comm);
+  optim_comm_destroy(r->weights_comm);
   trainer_metrics_close(&r->metrics);
   if (r->completions) fclose(r->completions);
   reward_scratch_free(r->rs);
@@ -743,8 +748,10 @@ static int train_sequences(run *r, const seq_ref *seqs, int n, const trainer_los
 static int optimizer_step(run *r, double *grad_norm, double *lr, grpo_error *err) {
   model_params *p = &r->s.params;
   double t0 = grpo_now_seconds();
-  /* backend memory (dev_* == the host buffers on the CPU); p->grad stages a device */
-  int rc = optim_allreduce_sum_be(r->s.be, p->dev_grad, p->total, r->comm, 0, p->grad, err);
+  /* backend memory (dev_* == the host buffers on the CPU); NCCL in place on
+   * the devices when every rank can, else MPI (p->grad stages a device) */
+  int rc = r->dp_comm ? GRPO_OK : optim_comm_create(&r->dp_comm, r->comm, r->s.be, "gradient all-reduce", err);
+  if (!rc) rc = optim_comm_allreduce_sum(r->dp_comm, p->dev_grad, p->total, 0, p->grad, err);
   r->t_sync += grpo_now_seconds() - t0;
   if (rc) return -rc;
   double norm = optim_grad_norm(r->s.be, p->dev_grad, p->total);
@@ -755,6 +762,7 @@ static int optimizer_step(run *r, double *grad_norm, double *lr, grpo_error *err
     return 1;
   }
   optim_adamw_step(&r->opt, p->dev_data, p->dev_grad, *lr, optim_clip_factor(norm, r->cfg->optim.max_grad_norm));
+  model_params_sync_work(p); /* bf16 working weights follow the f32 masters */
   model_params_zero_grad(p);
   return 0;
 }
@@ -1172,6 +1180,22 @@ static int score_completion(void *ctx, const char *gold, const int32_t *ids, int
  * moves on the CPU backend). */
 static int weights_to_device(void *ctx, grpo_error *err) { return model_params_to_device(ctx, err); }
 
+/* The weight broadcast when trainer 0 and every worker run CUDA with NCCL
+ * (r->weights_comm): the f32 master weights go from trainer 0's dev_data
+ * straight into each worker's dev_data, and a worker refreshes its working
+ * copy from them. No host copy on either side: trainer 0's host `data` is
+ * brought up to date where it is read (checkpoints), and a worker's stays
+ * as loaded at start (nothing on a worker reads it once the session is
+ * open; the device view is what the engine samples with). */
+static int weights_bcast_device(void *ctx, float *host, size_t n, grpo_error *err) {
+  run *r = ctx;
+  (void)host;
+  int rc = optim_comm_bcast(r->weights_comm, r->s.params.dev_data, n, 0, NULL, err);
+  if (rc) return grpo_error_prefix(err, "weight broadcast");
+  if (optim_comm_rank(r->weights_comm) != 0) model_params_sync_work(&r->s.params);
+  return GRPO_OK;
+}
+
 /* Worker ranks: serve generation requests until the trainer shuts them down. */
 static int serve_rollouts(run *r, const rollout_cluster *cl, grpo_error *err) {
   rollout_engine_options eo;
@@ -1409,6 +1433,13 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
   if (!rc && disagg) {
     int T = r.world - (int)cfg->distributed.rollout_ranks;
     rc = rollout_cluster_init(&cl, comm, T, err);
+    /* trainer 0 and the workers: NCCL between their devices when all can */
+    if (!rc && cl.weights_comm != MPI_COMM_NULL)
+      rc = optim_comm_create(&r.weights_comm, cl.weights_comm, r.s.be, "weight broadcast", err);
+    if (!rc && optim_comm_is_nccl(r.weights_comm)) {
+      cl.bcast = weights_bcast_device;
+      cl.bcast_ctx = &r;
+    }
     if (!rc) {
       MPI_Comm_split(comm, r.rank < T ? 0 : 1, r.rank, &tcomm);
       if (r.rank >= T) {
@@ -1521,7 +1552,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     summary->accuracy_first = acc0;
     if (!rc && r.n_evals) trainer_metrics_flush(&r.metrics, r.step);
   }
-  if (!rc && disagg && r.rank == 0) rc = model_params_to_host(&r.s.params, err);
+  if (!rc && disagg && r.rank == 0 && !cl.bcast) rc = model_params_to_host(&r.s.params, err);
   if (!rc && disagg && r.rank == 0)
     rc = rollout_broadcast_weights(&cl, (uint32_t)r.step, r.s.params.data, r.s.params.total, err);
   grpo_progress prog;
@@ -1810,7 +1841,7 @@ int trainer_train(const grpo_config *cfg, MPI_Comm comm, trainer_summary *summar
     }
     if (disagg && r.rank == 0) {
       double t0 = grpo_now_seconds();
-      rc = model_params_to_host(&r.s.params, err);
+      rc = cl.bcast ? GRPO_OK : model_params_to_host(&r.s.params, err);
       if (!rc) rc = rollout_broadcast_weights(&cl, (uint32_t)r.step, r.s.params.data, r.s.params.total, err);
       r.t_sync += grpo_now_seconds() - t0;
       if (rc) break;

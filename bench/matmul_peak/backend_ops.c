@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
     tout[i] = s1 - 1;
     pairs += i - s0 + 1;
   }
-  grpo_attn_shape s = {T, nh, nkv, hd, 0.125f, qkv, ld, qkv + nh * hd, ld, qkv + (nh + nkv) * hd, ld, tin, tout};
+  grpo_attn_shape s = {T, nh, nkv, hd, 0.125f, qkv, ld, qkv + nh * hd, ld, qkv + (nh + nkv) * hd, ld, tin, tout, 0, 0, NULL};
   size_t wb = be->attn_workspace(be, T, nh, nkv, hd);
   void *ws = xalloc(be, wb);
   double f_fwd = 4.0 * pairs * nh * hd, f_bwd = 2.5 * f_fwd; /* useful FLOPs: fwd 2 products, bwd 5, no recompute */

@@ -14,6 +14,11 @@ int grpo_backend_cuda_create(const grpo_cuda_options *opt, grpo_backend **out, g
 void grpo_backend_cuda_destroy(grpo_backend *be) { (void)be; }
 
 int grpo_backend_cuda_device_count(void) { return 0; }
+
+void *grpo_backend_cuda_stream(grpo_backend *be) {
+  (void)be;
+  return NULL;
+}
 #else
 typedef int grpo_backend_cuda_stub_unused; /* keeps the unit non-empty */
 #endif

@@ -374,7 +374,7 @@ static void check_attention(const att_case *c, const char *name) {
   fill(qkv, T * ld, -1.5, 1.5);
   fill(dout, T * ldo, -1, 1);
   grpo_attn_shape s = {T, nh, nkv, hd, (float)(1.0 / sqrt(hd)), qkv, ld, qkv + nh * hd, ld,
-                       qkv + (nh + nkv) * hd, ld, c->tin, c->tout};
+                       qkv + (nh + nkv) * hd, ld, c->tin, c->tout, 0, 0, NULL};
   size_t wsb = be->attn_workspace(be, T, nh, nkv, hd);
   void *ws = ws_new(wsb);
   be->attn_fwd(be, &s, out, ldo, lse, ws, wsb);

@@ -20,47 +20,8 @@
 #include "model/transformer.h"
 #include "optim/optim.h"
 #include "rollout/policy.h"
+#include "../fake_device.h"
 #include "test.h"
-
-static grpo_backend fake;
-static long n_h2d, n_d2h;
-
-static int fake_alloc(grpo_backend *be, size_t bytes, void **out, grpo_error *err) {
-  (void)be;
-  *out = NULL;
-  if (!bytes) return GRPO_OK;
-  void *p = aligned_alloc(256, (bytes + 255) / 256 * 256);
-  if (!p) return GRPO_FAIL(err, GRPO_ENOMEM, "fake device: out of memory");
-  memset(p, 0xFF, bytes); /* NaN floats: unwritten device memory is loud */
-  *out = p;
-  return GRPO_OK;
-}
-static void fake_free(grpo_backend *be, void *p) {
-  (void)be;
-  free(p);
-}
-static int fake_h2d(grpo_backend *be, void *d, const void *s, size_t n, grpo_error *err) {
-  (void)be, (void)err;
-  n_h2d++;
-  if (n) memcpy(d, s, n);
-  return GRPO_OK;
-}
-static int fake_d2h(grpo_backend *be, void *d, const void *s, size_t n, grpo_error *err) {
-  (void)be, (void)err;
-  n_d2h++;
-  if (n) memcpy(d, s, n);
-  return GRPO_OK;
-}
-
-static void make_fake(void) {
-  fake = *grpo_backend_cpu();
-  fake.name = "fake-device";
-  fake.kind = GRPO_DEVICE_CUDA;
-  fake.alloc = fake_alloc;
-  fake.free = fake_free;
-  fake.copy_h2d = fake_h2d;
-  fake.copy_d2h = fake_d2h;
-}
 
 static void tiny_config(model_config *c) {
   model_config_defaults(c, MODEL_ARCH_QWEN2);
@@ -90,10 +51,10 @@ TEST(cpu_bind_is_in_place) {
   CHECK_EQ_INT(model_params_bind(&p, grpo_backend_cpu(), &err), GRPO_OK);
   CHECK_EQ_INT(model_params_alloc_grad(&p, &err), GRPO_OK);
   CHECK(p.dev_data == p.data && p.dev_grad == p.grad && model_params_device(&p) == &p);
-  long h0 = n_h2d, d0 = n_d2h;
+  long h0 = fake_device_h2d, d0 = fake_device_d2h;
   CHECK_EQ_INT(model_params_to_device(&p, &err), GRPO_OK);
   CHECK_EQ_INT(model_params_to_host(&p, &err), GRPO_OK);
-  CHECK(n_h2d == h0 && n_d2h == d0);
+  CHECK(fake_device_h2d == h0 && fake_device_d2h == d0);
   model_params_free(&p);
 }
 
@@ -160,9 +121,9 @@ TEST(train_step_fake_device_equals_cpu) {
     m[k] = malloc(sizeof(float) * n), v[k] = malloc(sizeof(float) * n);
   }
   train_step(grpo_backend_cpu(), w[0], g[0], m[0], v[0], &norm[0], lp[0]);
-  long h0 = n_h2d;
-  train_step(&fake, w[1], g[1], m[1], v[1], &norm[1], lp[1]);
-  CHECK(n_h2d > h0); /* the weights did go up */
+  long h0 = fake_device_h2d;
+  train_step(fake_device(), w[1], g[1], m[1], v[1], &norm[1], lp[1]);
+  CHECK(fake_device_h2d > h0); /* the weights did go up */
   CHECK(isfinite(norm[0]) && norm[0] > 0);
   CHECK_MSG(norm[0] == norm[1], "grad norm cpu %.17g fake %.17g", norm[0], norm[1]);
   CHECK(memcmp(lp[0], lp[1], sizeof lp[0]) == 0);
@@ -211,7 +172,7 @@ TEST(greedy_decode_fake_device_equals_cpu) {
   int nc[3], ng[3];
   memset(ic, 0, sizeof ic), memset(ig, 0, sizeof ig), memset(lc, 0, sizeof lc), memset(lg, 0, sizeof lg);
   decode(grpo_backend_cpu(), ic, lc, nc);
-  decode(&fake, ig, lg, ng);
+  decode(fake_device(), ig, lg, ng);
   for (int i = 0; i < 3; i++) {
     CHECK_EQ_INT(nc[i], 24);
     CHECK_EQ_INT(ng[i], nc[i]);
@@ -227,7 +188,7 @@ TEST(copy_reaches_the_device) {
   CHECK_EQ_INT(init_params(&a, &err), GRPO_OK);
   CHECK_EQ_INT(init_params(&b, &err), GRPO_OK);
   for (size_t i = 0; i < a.total; i++) a.data[i] += 1.0f;
-  CHECK_EQ_INT(model_params_bind(&b, &fake, &err), GRPO_OK);
+  CHECK_EQ_INT(model_params_bind(&b, fake_device(), &err), GRPO_OK);
   CHECK(b.dev_data != b.data && model_params_device(&b)->data == b.dev_data);
   CHECK_EQ_INT(model_params_copy(&b, &a, &err), GRPO_OK);
   memset(b.data, 0, sizeof(float) * b.total); /* only the device copy is right now */
@@ -240,7 +201,6 @@ TEST(copy_reaches_the_device) {
 
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
-  make_fake();
   RUN(cpu_bind_is_in_place);
   RUN(train_step_fake_device_equals_cpu);
   RUN(greedy_decode_fake_device_equals_cpu);

@@ -94,7 +94,8 @@ static void scripted_init(scripted *sp, rollout_policy *pol, int vocab, int n_sl
   sp->toks = calloc((size_t)n_slots * max_len, sizeof(int32_t));
   sp->len = calloc((size_t)n_slots, sizeof(int));
   for (int i = 0; i < 512; i++) sp->force[i] = -1;
-  *pol = (rollout_policy){sp, vocab, n_slots, max_len, sp_reset, sp_append, sp_step, sp_copy, sp_truncate};
+  *pol = (rollout_policy){sp, vocab, n_slots, max_len, sp_reset, sp_append, sp_step, sp_copy, sp_truncate,
+                          NULL};
 }
 
 static void scripted_free(scripted *sp) {
