@@ -54,7 +54,8 @@ typedef struct grpo_sample_result {
 
 /* ---- host reference ---------------------------------------------------------
  * The rules are those of core/sample_math.h; the draw walks the kept tokens in
- * the vocabulary order (or the ids in order when no filter is on). */
+ * descending order of their logit, the lower id first among equals (or the
+ * ids in order when no filter is on). */
 
 /* Scratch for one row of up to `vocab` entries (one per thread). */
 typedef struct grpo_sample_ws {
