@@ -45,11 +45,12 @@ static inline GRPO_HD double grpo_sample_scale(float logit, double inv_t) { retu
 static inline GRPO_HD double grpo_sample_weight(double z, double zmax) { return exp(z - zmax); }
 
 /* Full-softmax statistics: adds one token to sum = sum exp(z - zmax) and
- * dot = sum exp(z - zmax) (z - zmax). */
+ * dot = sum exp(z - zmax) (z - zmax). A token of weight 0 (a masked -inf
+ * logit) adds nothing to dot (the limit of e * d, not 0 * -inf = NaN). */
 static inline GRPO_HD void grpo_sample_stats_add(double z, double zmax, double *sum, double *dot) {
   double d = z - zmax, e = exp(d);
   *sum += e;
-  *dot += e * d;
+  if (e > 0) *dot += e * d;
 }
 
 /* log softmax(z)[tok] from the statistics above. */

@@ -16,10 +16,12 @@
  *
  *   forward:  S = Q K^T (m, n overridden by the sequence lengths); S *= scale;
  *             padding mask (row < len_q and col < len_kv, else -inf);
- *             causal mask (row >= col, else -inf); M = max_j S; E = exp(S - M);
+ *             causal mask (row >= col, else -inf; the lowest float before
+ *             9.10, as the frontend); M = max_j S; E = exp(S - M);
  *             L = sum_j E; Stats = M + log L; P = E / L (bf16); O = P V.
  *   backward: Dsum = sum_d (dO * O) * 1 (an f32 buffer); S = scale Q K^T,
- *             padding mask, S - Stats, causal mask, P = exp (bf16 P^T view);
+ *             padding mask, S - Stats (before 9.10: the padding mask again),
+ *             causal mask, P = exp (bf16 P^T view);
  *             dV = P^T dO; dP = dO V^T; dS = (dP - Dsum) * P * scale;
  *             dK = dS^T Q; dQ = dS K.
  *   GQA (nh != nkv): dK and dV are first computed per query head
@@ -65,6 +67,7 @@
  * segments, executed over consecutive groups; every segment is computed alone,
  * so the result does not depend on the chunking); when not even one segment
  * fits, or a forward's workspace does not, the call is declined. */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,11 +126,18 @@ typedef struct cd_state {
 enum {
   UID_Q = 1, UID_K, UID_V, UID_O, UID_STATS, UID_DO, UID_DQ, UID_DK, UID_DV,
   UID_SEQ_Q, UID_SEQ_KV, UID_SCALE, UID_NEG_INF_PAD, UID_NEG_INF_CAUSAL, UID_ONE,
-  UID_DSUM, UID_DK_FULL, UID_DV_FULL, UID_DQ_ACC,
+  UID_DSUM, UID_DK_FULL, UID_DV_FULL, UID_DQ_ACC, UID_NEG_INF_PAD2,
   UID_OFF = 40, /* + OFF_* */
   UID_VIRTUAL = 100
 };
 // clang-format on
+
+/* Per cuDNN version, as the frontend builds the masks
+ * (attn::score_modifiers::get_negative_inf_value, sdpa_backward): before 9.10
+ * the fill value of masked scores is the lowest float (-inf from 9.10 on),
+ * and the backward puts the padding value again after subtracting Stats. */
+static float cd_mask_fill(int version) { return version < 91000 ? -FLT_MAX : -INFINITY; }
+static int cd_second_padding(int version) { return version < 91000; }
 
 /* ---- small kernels ----------------------------------------------------------------------- */
 
@@ -406,8 +416,10 @@ static void thd(const gb_io *io, int64_t h, int64_t ld, int transposed, int64_t 
     dim[2] = io->s, dim[3] = io->d, str[2] = ld, str[3] = 1;
 }
 
-/* attn::score_modifiers::padding_mask: keep row < len_q && col < len_kv. */
-static cudnnBackendDescriptor_t gb_padding_mask(gb *g, const gb_io *io, cudnnBackendDescriptor_t x) {
+/* attn::score_modifiers::padding_mask: keep row < len_q && col < len_kv.
+ * ninf_uid: the uid of its fill value (a graph may hold two such masks). */
+static cudnnBackendDescriptor_t gb_padding_mask(gb *g, const gb_io *io, cudnnBackendDescriptor_t x,
+                                                int64_t ninf_uid) {
   cudnnBackendDescriptor_t row = gb_virt(g, CUDNN_DATA_INT32, io->sdim, io->sstr);
   gb_pw(g, CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, 2, x, NULL, NULL, row);
   cudnnBackendDescriptor_t col = gb_virt(g, CUDNN_DATA_INT32, io->sdim, io->sstr);
@@ -418,7 +430,7 @@ static cudnnBackendDescriptor_t gb_padding_mask(gb *g, const gb_io *io, cudnnBac
   gb_pw(g, CUDNN_POINTWISE_CMP_LT, CUDNN_DATA_BOOLEAN, -1, col, io->seq_kv, NULL, cm);
   cudnnBackendDescriptor_t m = gb_virt(g, CUDNN_DATA_BOOLEAN, io->sdim, io->sstr);
   gb_pw(g, CUDNN_POINTWISE_LOGICAL_AND, CUDNN_DATA_BOOLEAN, -1, rm, cm, NULL, m);
-  cudnnBackendDescriptor_t ninf = gb_scalar(g, UID_NEG_INF_PAD);
+  cudnnBackendDescriptor_t ninf = gb_scalar(g, ninf_uid);
   cudnnBackendDescriptor_t y = gb_virt(g, CUDNN_DATA_FLOAT, io->sdim, io->sstr);
   gb_pw(g, CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, -1, x, ninf, m, y);
   return y;
@@ -462,7 +474,7 @@ static void gb_forward(gb *g, const cd_key *k) {
   gb_matmul(g, q, kt, s0, io.seq_q, io.seq_kv, NULL);
   cudnnBackendDescriptor_t s1 = gb_virt(g, CUDNN_DATA_FLOAT, io.sdim, io.sstr);
   gb_pw(g, CUDNN_POINTWISE_MUL, CUDNN_DATA_FLOAT, -1, s0, io.scale, NULL, s1);
-  cudnnBackendDescriptor_t s2 = gb_padding_mask(g, &io, s1);
+  cudnnBackendDescriptor_t s2 = gb_padding_mask(g, &io, s1, UID_NEG_INF_PAD);
   cudnnBackendDescriptor_t s3 = gb_causal_mask(g, &io, s2);
   /* CompositeSoftmaxNode with Stats */
   cudnnBackendDescriptor_t mx = gb_virt(g, CUDNN_DATA_FLOAT, io.rdim, io.rstr);
@@ -537,9 +549,11 @@ static void gb_backward(gb *g, const cd_key *k) {
   gb_matmul(g, q, kt, s0, io.seq_q, io.seq_kv, NULL);
   cudnnBackendDescriptor_t s1 = gb_virt(g, CUDNN_DATA_FLOAT, io.sdim, io.sstr);
   gb_pw(g, CUDNN_POINTWISE_MUL, CUDNN_DATA_FLOAT, -1, s0, io.scale, NULL, s1);
-  cudnnBackendDescriptor_t s2 = gb_padding_mask(g, &io, s1);
+  cudnnBackendDescriptor_t s2 = gb_padding_mask(g, &io, s1, UID_NEG_INF_PAD);
   cudnnBackendDescriptor_t s3 = gb_virt(g, CUDNN_DATA_FLOAT, io.sdim, io.sstr);
   gb_pw(g, CUDNN_POINTWISE_SUB, CUDNN_DATA_FLOAT, -1, s2, stats, NULL, s3);
+  /* before 9.10 the padding value is put again after the Stats are loaded */
+  if (cd_second_padding(g->version)) s3 = gb_padding_mask(g, &io, s3, UID_NEG_INF_PAD2);
   cudnnBackendDescriptor_t s4 = gb_causal_mask(g, &io, s3);
   cudnnBackendDescriptor_t pe = gb_virt(g, CUDNN_DATA_FLOAT, io.sdim, io.sstr);
   gb_pw(g, CUDNN_POINTWISE_EXP, CUDNN_DATA_FLOAT, -1, s4, NULL, NULL, pe);
@@ -844,9 +858,13 @@ static int bucket_floor(int n) {
 static size_t al(size_t x) { return cu_align256(x); }
 
 /* cuDNN's workspace for the deterministic backward: the bf16 dP of every
- * (segment, head) pair at the bucketed length, b * nh * s * s * 2 bytes (what
- * cuDNN 9.19 asks on sm_90, checked offline), plus slack. */
-static size_t det_ws(int b, int s, int nh) { return (size_t)b * nh * (size_t)s * s * 2 + ((size_t)1 << 20); }
+ * (segment, head) pair at the bucketed length padded to 64 (the frontend's
+ * b * h * s_q_pad * s_kv_pad * 2 bytes; the bucket 96 is not a multiple of
+ * 64), plus slack. */
+static size_t det_ws(int b, int s, int nh) {
+  size_t sp = ((size_t)s + 63) & ~(size_t)63;
+  return (size_t)b * nh * sp * sp * 2 + ((size_t)1 << 20);
+}
 
 /* Rows of the token-major f32 buffers: T rounded up, plus a tile of slack
  * (the frontend sizes them by the token count rounded to 64). */
@@ -998,7 +1016,7 @@ int cu_cudnn_attn_fwd(cuda_impl *I, const grpo_attn_shape *s, void *out, int64_t
   m.m[OFF_Q] = s->ldq, m.m[OFF_K] = s->ldk, m.m[OFF_V] = s->ldv, m.m[OFF_O] = ldo, m.m[OFF_STATS] = nh;
   cd_chunks c;
   if (!cd_prep(I, st, s, key.b, 1, &m, &c)) return 0;
-  float scale = s->scale, ninf = -INFINITY;
+  float scale = s->scale, ninf = cd_mask_fill(st->version);
   int64_t uids[16];
   void *ptrs[16];
   int n = 0;
@@ -1081,7 +1099,7 @@ int cu_cudnn_attn_bwd(cuda_impl *I, const grpo_attn_shape *s, const void *out, i
   CU_LAUNCHED(I, "cudnn sdpa stats");
   if (dqa) CU_CHECK(I, cudaMemsetAsync(dqa, 0, r * (size_t)s->ldq * sizeof(float), I->stream));
   if (I->err_code) return 0;
-  float scale = s->scale, ninf = -INFINITY, one = 1.0f;
+  float scale = s->scale, ninf = cd_mask_fill(st->version), one = 1.0f;
   for (int j = 0; j < nchunk; j++) {
     int64_t uids[32];
     void *ptrs[32];
@@ -1090,6 +1108,7 @@ int cu_cudnn_attn_bwd(cuda_impl *I, const grpo_attn_shape *s, const void *out, i
     VP(UID_DQ, dq), VP(UID_DK, gqa ? dks : dk), VP(UID_DV, gqa ? dvs : dv), VP(UID_DSUM, dsum);
     VP(UID_SEQ_Q, chunk_lens(&c, j)), VP(UID_SEQ_KV, chunk_lens(&c, j));
     VP(UID_SCALE, &scale), VP(UID_NEG_INF_PAD, &ninf), VP(UID_NEG_INF_CAUSAL, &ninf), VP(UID_ONE, &one);
+    if (cd_second_padding(st->version)) VP(UID_NEG_INF_PAD2, &ninf);
     for (int k = OFF_Q; k <= OFF_STATS; k++) VP(UID_OFF + k, chunk_off(&c, j, k));
     if (gqa) {
       VP(UID_DK_FULL, dkf), VP(UID_DV_FULL, dvf);

@@ -34,7 +34,7 @@
 /* Workspace bytes the cuDNN path may ask of attn_workspace (0 when it never
  * serves this shape): its own buffers for T tokens, plus cuDNN's workspace
  * for the deterministic backward of one segment of length T (nh * T'^2 * 2
- * bytes, T' = T rounded up to its bucket), at most 256 MiB. A backward whose
+ * bytes, T' = T rounded up to its bucket and to 64), at most 256 MiB. A backward whose
  * pack needs more runs in chunks of segments; a call where not even one
  * segment fits is declined. */
 size_t cu_cudnn_attn_workspace(cuda_impl *I, int T, int nh, int nkv, int hd);

@@ -127,6 +127,13 @@ TEST(rules_by_hand) {
   CHECK_NEAR(r.logprob, -log(s), 1e-6);
   CHECK_NEAR(r.sampler_logprob, -log(1 + exp(-1.0)), 1e-6);
   CHECK_NEAR(r.entropy, log(s) - dot / s, 1e-6);
+  /* a masked (-inf) logit has probability 0 and adds nothing to the entropy
+   * (not 0 * -inf = NaN) */
+  const float m3[3] = {0, -INFINITY, 0};
+  r = draw(m3, 3, params(1, 1, 0, 0), 0.7);
+  CHECK_EQ_INT(r.token, 2);
+  CHECK_NEAR(r.entropy, log(2.0), 1e-6);
+  CHECK_NEAR(r.logprob, -log(2.0), 1e-6);
   /* the draw's last-token fallback (u * total rounds to the total) */
   const float f1[1] = {0};
   CHECK_EQ_INT(draw(f1, 1, params(1, 1, 0, 0), 1.0 - 1.0 / 9007199254740992.0).token, 0);

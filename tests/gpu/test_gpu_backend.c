@@ -531,7 +531,9 @@ TEST(bias_and_elementwise) {
   cmp_act("add in place", a, ga, n, 0.0, 0.0);
   cpu->axpy(cpu, r, -0.37f, c, n);
   gpu->axpy(gpu, gr, -0.37f, gc, n);
-  cmp_act("axpy", r, gr, n, 1e-6, B_FMA); /* FMA on the device */
+  /* FMA on the device: where y + alpha x cancels, the CPU's rounding of
+   * alpha x (<= 1.5e-8) is judged against the floor (1e-2 x max ~ 0.016): ~1e-6 */
+  cmp_act("axpy", r, gr, n, 4e-6, B_FMA);
   /* scale and sumsq work on f32 buffers (gradients) in both passes */
   float *gf = dput(r, n * 4);
   cpu->scale(cpu, r, 0.125f, n);
@@ -557,9 +559,12 @@ TEST(adamw_steps) {
     cpu->adamw(cpu, p, g, m, v, n, &hp);
     gpu->adamw(gpu, gp, gg, gm, gv, n, &hp);
   }
-  cmp_dev("adamw p", p, gp, n, 1e-6);
-  cmp_dev("adamw m", m, gm, n, 1e-6);
-  cmp_dev("adamw v", v, gv, n, 1e-6);
+  /* nvcc contracts m + (1-b1)(g - m) and the p, v updates into FMAs; where m
+   * cancels to ~0 the CPU's product rounding (<= 3.7e-9 per step) is judged
+   * against the floor (1e-2 x max|m| ~ 1.7e-3): up to ~4e-6 */
+  cmp_dev("adamw p", p, gp, n, 1e-5);
+  cmp_dev("adamw m", m, gm, n, 1e-5);
+  cmp_dev("adamw v", v, gv, n, 1e-5);
   gsync();
   free(p), free(g), free(m), free(v);
   dfree(gp), dfree(gg), dfree(gm), dfree(gv);
@@ -649,9 +654,10 @@ static void check_attention(const att_case *c, const char *name) {
   const int T = c->T, nh = c->nh, nkv = c->nkv, hd = c->hd;
   const int64_t W = (int64_t)(nh + 2 * nkv) * hd, ld = W + 7, ldo = (int64_t)nh * hd + 5;
   size_t nqkv = (size_t)T * ld, no = (size_t)T * ldo, nl = (size_t)nh * T;
-  /* row pads must survive on both sides; bf16: representable values at the
-   * data's scale (the metric is relative to the tensor's largest entry) */
-  const float pad_o = bf ? 0.75f : 12345.0f, pad_d = bf ? -0.875f : -777.0f;
+  /* row pads must survive on both sides. Both passes: bf16-representable
+   * values at the data's scale, since the metric's floor is a fraction of the
+   * tensor's largest entry (a pad of 12345 would let f32 errors of ~1e-2 pass) */
+  const float pad_o = 0.75f, pad_d = -0.875f;
   float *qkv = arand(nqkv, -1.5, 1.5), *dout = arand(no, -1, 1);
   float *out = malloc(no * 4), *lse = malloc(nl * 4), *dqkv = malloc(nqkv * 4);
   for (size_t i = 0; i < no; i++) out[i] = pad_o;
@@ -817,7 +823,9 @@ static void classifier_case(int n, int with_rows, int row_chunk, int vocab_chunk
   void *cw = malloc(cws);
   cpu->classifier_fwd(cpu, &s, lp, with_entropy ? ent : NULL, lse, cw, cws);
   float *dlp = frand(n, -1, 1), *dent = frand(n, -1, 1);
-  float *dh = arand(nh_, -1, 1), *dw = frand(nw, -1, 1);
+  /* small initial values: the metric's floor follows the largest entry, and
+   * the bf16 pass (floor = 1 x max) must still see errors in the added gradient */
+  float *dh = arand(nh_, -0.05, 0.05), *dw = frand(nw, -0.05, 0.05);
   void *gh = aput(h, nh_), *gw = aput(w, nw), *gdh = aput(dh, nh_);
   float *gdw = dput(dw, nw * 4);
   int32_t *grows = dput(rows, n * 4), *gtg = dput(tg, n * 4);

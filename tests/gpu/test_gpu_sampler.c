@@ -104,8 +104,9 @@ static int near_boundary(const float *row, int V, grpo_sample_params p, double u
   return 0;
 }
 
-/* Within 1e-5 + 1e-6 relative; NaN only against NaN (masked -inf logits make
- * the reference's entropy NaN: 0 * -inf; the kernel computes the same). */
+/* Within 1e-5 + 1e-6 relative; NaN only against NaN (a row whose logits are
+ * all -inf has NaN statistics in both; masked -inf entries among finite
+ * ones leave them finite). */
 static int close_to(double gpu, double ref, double *max_diff) {
   if (isnan(ref) || isnan(gpu)) return isnan(ref) && isnan(gpu);
   double d = fabs(gpu - ref);
