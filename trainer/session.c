@@ -144,10 +144,22 @@ static int node_local_rank(void) {
 /* model.device: cuda: one GPU per rank, the node-local rank modulo the
  * visible devices (CUDA_VISIBLE_DEVICES narrows what is visible; a launcher
  * that gives each rank one device makes this device 0). */
+static grpo_backend *device_override;
+
+void trainer_session_device_override(grpo_backend *be) { device_override = be; }
+
 static int open_cuda(trainer_session *s, const grpo_config *c, grpo_error *err) {
   int n = grpo_backend_cuda_device_count();
   /* auto: bf16 activations and working weights, f32 master weights / grads / AdamW */
   grpo_cuda_options o = {.act_dtype = c->model.dtype == GRPO_CFG_DTYPE_FLOAT32 ? GRPO_F32 : GRPO_BF16};
+  if (device_override) {
+    if (device_override->act_dtype != o.act_dtype)
+      return GRPO_FAIL(err, GRPO_EINVAL, "model.device: cuda: the stand-in backend %s computes in %s, "
+                       "model.dtype asks for %s", device_override->name,
+                       grpo_dtype_name(device_override->act_dtype), grpo_dtype_name(o.act_dtype));
+    s->be = device_override;
+    return GRPO_OK;
+  }
   if (n > 0) o.device = node_local_rank() % n;
   int rc = grpo_backend_cuda_create(&o, &s->be, err);
   if (rc) {
@@ -273,7 +285,8 @@ void trainer_session_close(trainer_session *s) {
   model_params_free(&s->params);
   model_tokenizer_free(s->tok);
   /* last: everything above kept memory on it */
-  if (s->be && s->be->kind == GRPO_DEVICE_CUDA) grpo_backend_cuda_destroy(s->be);
+  if (s->be && s->be->kind == GRPO_DEVICE_CUDA && s->be != device_override)
+    grpo_backend_cuda_destroy(s->be);
   memset(s, 0, sizeof *s);
 }
 

@@ -45,6 +45,14 @@ int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_t
                          grpo_error *err);
 void trainer_session_close(trainer_session *s);
 
+/* Test seam: while set (non-NULL), model.device: cuda opens `be` instead of
+ * a GPU, and closing the session leaves it open; model.dtype must then match
+ * be->act_dtype. The training, generation and checkpoint code then runs its
+ * device paths on a stand-in backend in tests without a GPU
+ * (tests/gpu/test_train_device.c). NULL restores the GPU. Not thread-safe:
+ * set it before opening sessions. */
+void trainer_session_device_override(grpo_backend *be);
+
 /* Weights from path as model.path reads them (an HF directory, a grpo .h5
  * checkpoint, a run or checkpoints folder: its latest checkpoint) into p;
  * an empty path builds the built-in model, initialised from the seed, so
