@@ -192,19 +192,6 @@ TEST(session_greedy_gpu_bf16) {
 
 /* ---- 2 GRPO steps ------------------------------------------------------------- */
 
-/* The "loss" of every metrics line, in order; returns how many. */
-static int losses(const char *dir, double *out, int cap) {
-  char path[700], line[16384];
-  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-  FILE *f = fopen(path, "r");
-  int n = 0;
-  while (f && fgets(line, sizeof line, f)) {
-    char *p = strstr(line, "\"loss\": ");
-    if (p && n < cap) out[n++] = atof(p + 8);
-  }
-  if (f) fclose(f);
-  return n;
-}
 
 /* device "cuda" trains in float32, "cuda-bf16" in bf16 */
 static int run_train(const char *name, const char *device, const char *steps, const char *resume,
@@ -234,7 +221,7 @@ TEST(grpo_two_steps_gpu_matches_cpu) {
   CHECK_MSG(rc == GRPO_OK, "gpu run: %s", err.msg);
   if (rc) return;
   double lc[8], lg[8];
-  int nc = losses(dc, lc, 8), ng = losses(dg, lg, 8);
+  int nc = metric_series(dc, "loss", lc, 8), ng = metric_series(dg, "loss", lg, 8);
   CHECK_MSG(nc == ng && nc >= 2, "loss lines: cpu %d, gpu %d", nc, ng);
   for (int i = 0; i < nc && i < ng; i++)
     CHECK_MSG(fabs(lc[i] - lg[i]) <= 1e-3 * fabs(lc[i]) + 1e-5, "step %d: loss cpu %.8g gpu %.8g", i + 1,
@@ -275,7 +262,7 @@ TEST(grpo_two_steps_gpu_bf16) {
   CHECK_MSG(rc == GRPO_OK, "bf16 run: %s", err.msg);
   if (rc) return;
   double lc[8], lg[8];
-  int nc = losses(dc, lc, 8), ng = losses(dg, lg, 8);
+  int nc = metric_series(dc, "loss", lc, 8), ng = metric_series(dg, "loss", lg, 8);
   CHECK_MSG(nc == ng && ng >= 2, "loss lines: cpu %d, bf16 %d", nc, ng);
   for (int i = 0; i < ng; i++) CHECK(isfinite(lg[i]));
   if (nc >= 1 && ng >= 1)

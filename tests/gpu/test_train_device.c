@@ -23,19 +23,6 @@
 
 static char g_tmp[256];
 
-/* The "loss" of every metrics line, in order; returns how many. */
-static int losses(const char *dir, double *out, int cap) {
-  char path[700], line[16384];
-  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-  FILE *f = fopen(path, "r");
-  int n = 0;
-  while (f && fgets(line, sizeof line, f)) {
-    char *p = strstr(line, "\"loss\": ");
-    if (p && n < cap) out[n++] = atof(p + 8);
-  }
-  if (f) fclose(f);
-  return n;
-}
 
 /* be NULL: the CPU; else model.device: cuda on be. */
 static int run_train(const char *name, grpo_backend *be, const char *steps, const char *resume,
@@ -72,7 +59,7 @@ TEST(f32_stand_in_equals_cpu) {
   if (rc) return;
   CHECK(fake_device_h2d > up); /* it did run on the stand-in */
   double lc[8], ld[8];
-  int nc = losses(dc, lc, 8), nd = losses(dd, ld, 8);
+  int nc = metric_series(dc, "loss", lc, 8), nd = metric_series(dd, "loss", ld, 8);
   CHECK_MSG(nc == 3 && nd == 3, "loss lines: cpu %d, stand-in %d", nc, nd);
   for (int i = 0; i < nc && i < nd; i++)
     CHECK_MSG(lc[i] == ld[i], "step %d: loss cpu %.17g stand-in %.17g", i + 1, lc[i], ld[i]);
@@ -96,7 +83,7 @@ TEST(bf16_stand_in_trains_and_resumes) {
   CHECK_MSG(rc == GRPO_OK, "bf16 stand-in: %s", err.msg);
   if (rc) return;
   double lc[8], ld[8];
-  int nc = losses(dc, lc, 8), nd = losses(dd, ld, 8);
+  int nc = metric_series(dc, "loss", lc, 8), nd = metric_series(dd, "loss", ld, 8);
   CHECK_MSG(nc == 3 && nd == 3, "loss lines: cpu %d, bf16 %d", nc, nd);
   for (int i = 0; i < nd; i++) CHECK(isfinite(ld[i]));
   if (nc >= 1 && nd >= 1)

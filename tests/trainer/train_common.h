@@ -49,6 +49,22 @@ static inline double scan_metric(const char *dir, const char *name, int want_max
   return v;
 }
 static inline double last_metric(const char *dir, const char *name) { return scan_metric(dir, name, 0); }
+
+/* Every value of a metric in a run's metrics.jsonl, in order; returns how
+ * many (at most cap are stored). */
+static inline int metric_series(const char *dir, const char *name, double *out, int cap) {
+  char path[700], line[16384], key[128];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+  snprintf(key, sizeof key, "\"%s\": ", name);
+  FILE *f = fopen(path, "r");
+  int n = 0;
+  while (f && fgets(line, sizeof line, f)) {
+    char *p = strstr(line, key);
+    if (p && n < cap) out[n++] = atof(p + strlen(key));
+  }
+  if (f) fclose(f);
+  return n;
+}
 static inline double max_metric(const char *dir, const char *name) { return scan_metric(dir, name, 1); }
 
 /* The model tensors of dir/checkpoints/latest into p. */
