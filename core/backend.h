@@ -250,6 +250,12 @@ struct grpo_backend {
 /* The CPU backend (a static singleton; never fails). */
 grpo_backend *grpo_backend_cpu(void);
 
+/* One line on the CPU backend as it runs here: the OpenBLAS build and the
+ * core type it picked (results differ between kernels, so runs on two
+ * machines can differ from the first step), the vector level of the
+ * backend's own loops, and the OpenMP threads. */
+void grpo_backend_cpu_describe(char *buf, size_t cap);
+
 /* Fills inv_freq[hd/2] (host memory) like HF: theta^(-2j/hd) in f32, then,
  * when rope_type is "llama3", the Llama 3.1 band scaling with factor,
  * low_freq_factor, high_freq_factor and original_max_position_embeddings.

@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,11 @@ void cpu_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *A,
 
 /* OpenBLAS's own threads stay unused (see cpu_sgemm); set before main. */
 __attribute__((constructor)) static void cpu_blas_init(void) { openblas_set_num_threads(1); }
+
+void grpo_backend_cpu_describe(char *buf, size_t cap) {
+  snprintf(buf, cap, "%s (core %s), %s loops, %d OpenMP threads", openblas_get_config(),
+           openblas_get_corename(), cpu_simd.name, omp_get_max_threads());
+}
 
 int cpu_blas_serial_begin(void) {
   int saved = openblas_get_num_threads();

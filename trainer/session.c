@@ -272,6 +272,12 @@ int trainer_session_open(trainer_session *s, const grpo_config *cfg, int train_t
     trainer_session_close(s);
     return rc;
   }
+  if (s->be->kind == GRPO_DEVICE_CPU) {
+    /* results differ between BLAS kernels: name the ones this run uses */
+    char cpu[512];
+    grpo_backend_cpu_describe(cpu, sizeof cpu);
+    GRPO_INFO("cpu backend: %s", cpu);
+  }
   GRPO_INFO("model: %s, %d layers, hidden %d, vocab %d, %zu parameters; tokenizer: %s",
             s->params.cfg.model_type, s->params.cfg.n_layers, s->params.cfg.hidden,
             s->params.cfg.vocab, s->params.total, s->tokenizer_dir[0] ? s->tokenizer_dir : "byte-level");

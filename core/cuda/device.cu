@@ -1,7 +1,16 @@
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
+#if GRPO_HAVE_CUDNN
+#include <cudnn_graph.h>
+#endif
+#if GRPO_HAVE_NCCL
+#include <nccl.h>
+#endif
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/cuda/device.h"
 
@@ -43,4 +52,39 @@ done:
   free(hx);
   free(hy);
   return err;
+}
+
+extern "C" int grpo_cuda_device_info(int i, char *name, size_t cap, size_t *total_bytes,
+                                     int *cc_major, int *cc_minor) {
+  cudaDeviceProp p;
+  if (cudaGetDeviceProperties(&p, i) != cudaSuccess) {
+    cudaGetLastError();
+    return 1;
+  }
+  snprintf(name, cap, "%s", p.name);
+  *total_bytes = p.totalGlobalMem;
+  *cc_major = p.major;
+  *cc_minor = p.minor;
+  return 0;
+}
+
+extern "C" void grpo_cuda_library_versions(grpo_cuda_versions *v) {
+  memset(v, 0, sizeof *v);
+  if (cudaRuntimeGetVersion(&v->runtime) != cudaSuccess) v->runtime = 0;
+  if (cudaDriverGetVersion(&v->driver) != cudaSuccess) v->driver = 0;
+  cudaGetLastError();
+  if (cublasGetProperty(MAJOR_VERSION, &v->cublas) == CUBLAS_STATUS_SUCCESS) {
+    int minor = 0, patch = 0;
+    cublasGetProperty(MINOR_VERSION, &minor);
+    cublasGetProperty(PATCH_LEVEL, &patch);
+    v->cublas = v->cublas * 10000 + minor * 100 + patch;
+  } else {
+    v->cublas = 0;
+  }
+#if GRPO_HAVE_CUDNN
+  v->cudnn = (long)cudnnGetVersion();
+#endif
+#if GRPO_HAVE_NCCL
+  if (ncclGetVersion(&v->nccl) != ncclSuccess) v->nccl = 0;
+#endif
 }

@@ -37,6 +37,25 @@ TEST(markdown_matches_docs) {
   CHECK_MSG(strcmp(out, doc) == 0, "grpo config --markdown differs from docs/config.md");
 }
 
+/* grpo version names the build and what it finds: the OpenBLAS core and
+ * vector level always, the CUDA libraries and the device count in a CUDA
+ * build. */
+TEST(version_names_the_build) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s version", grpo_bin);
+  CHECK_EQ_INT(run(cmd, out, sizeof out), 0);
+  CHECK(strncmp(out, "grpo ", 5) == 0);
+  CHECK(strstr(out, "\ncpu:     OpenBLAS") != NULL);
+  CHECK(strstr(out, "(core ") != NULL && strstr(out, " loops, ") != NULL);
+#ifdef GRPO_HAVE_CUDA
+  CHECK(strstr(out, "build:   CUDA backend (sm ") != NULL);
+  CHECK(strstr(out, "\ncuda:    runtime ") != NULL);
+  CHECK(strstr(out, "\ndevices: ") != NULL);
+#else
+  CHECK(strstr(out, "build:   CPU only") != NULL);
+#endif
+}
+
 TEST(defaults_then_validate) {
   char cmd[2048];
   const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -71,6 +90,7 @@ int main(void) {
   const char *build = getenv("GRPO_BUILD_DIR");
   snprintf(grpo_bin, sizeof grpo_bin, "%s/cli/grpo", build ? build : "build");
   RUN(markdown_matches_docs);
+  RUN(version_names_the_build);
   RUN(defaults_then_validate);
   RUN(errors_exit_1_with_location);
   return test_summary();

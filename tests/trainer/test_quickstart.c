@@ -36,7 +36,8 @@ TEST(sft_then_grpo_raises_accuracy) {
     printf("held-out accuracy %.4f -> %.4f, reward %.3f -> %.3f\n", s.accuracy_first, s.accuracy_last,
            s.reward_first, s.reward_last);
     /* The trajectory depends on the machine (OpenBLAS picks its sgemm
-     * kernels by CPU, so runs differ from the first step), so the margins
+     * kernels by CPU, `grpo version` names them: Cooperlake on the AMD EPYC
+     * below; so runs differ from the first step), so the margins
      * hold on every machine seen: held-out accuracy over 800 samples rose by
      * +0.024 on an AMD EPYC and by more than +0.04 on earlier CI machines,
      * the step reward by ~0.17. A wrong-signed or vanishing update leaves
