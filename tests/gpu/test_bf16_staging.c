@@ -17,6 +17,7 @@
 #include "core/backend.h"
 #include "core/dtype.h"
 #include "fake_bf16.h"
+#include "greedy_decode.h"
 #include "model/params.h"
 #include "model/transformer.h"
 #include "optim/optim.h"
@@ -183,36 +184,17 @@ TEST(kv_cache_is_bf16) {
 }
 
 /* Greedy decode of 3 samples of one prompt (prefix copy) through the engine on
- * be; ids / logprobs of the completions. */
-static void decode(grpo_backend *be, int32_t ids[3][16], float lp[3][16]) {
+ * be, the decode steps sampling on the device (sample_rows). */
+static void decode(grpo_backend *be, greedy_out *out) {
   grpo_error err = {0};
   model_params p;
   CHECK_EQ_INT(init_params(&p, 0, &err), GRPO_OK);
   CHECK_EQ_INT(model_params_bind(&p, be, &err), GRPO_OK);
-  /* sample_rows: the decode steps sample on the device (grpo_sampler) */
   model_plan_opts po = {.max_tokens = 8, .max_cache_len = 24, .sample_rows = 4};
-  model_transformer *tf = NULL;
-  CHECK_EQ_INT(model_transformer_create(&tf, model_params_device(&p), be, &po, &err), GRPO_OK);
-  rollout_model_policy mp;
-  rollout_policy pol;
-  CHECK_EQ_INT(rollout_model_policy_init_on(&mp, &pol, tf, be, &p.cfg, 4, 24, &err), GRPO_OK);
-  rollout_engine *e = NULL;
-  CHECK_EQ_INT(rollout_engine_create(&e, &pol, &err), GRPO_OK);
-  rollout_engine_options o = {0};
-  rollout_sampling_defaults(&o.sampling);
-  o.sampling.temperature = 0.0f;
-  o.max_new_tokens = 16;
   const int32_t prompt[5] = {4, 8, 15, 16, 23};
-  rollout_group g = {prompt, 5, 3, 0, 0};
-  rollout_output outs[3];
-  for (int i = 0; i < 3; i++) outs[i] = (rollout_output){.ids = ids[i], .logprobs = lp[i]};
-  rollout_engine_stats st;
-  CHECK_EQ_INT(rollout_engine_generate(e, &o, &g, 1, outs, &st, &err), GRPO_OK);
-  CHECK_EQ_INT(st.prefills, 1);
-  for (int i = 0; i < 3; i++) CHECK_EQ_INT(outs[i].n, 16);
-  rollout_engine_free(e);
-  rollout_model_policy_free(&mp);
-  model_transformer_free(tf);
+  CHECK_EQ_INT(greedy_decode(&p, be, &po, 24, prompt, 5, 16, out, &err), GRPO_OK);
+  CHECK_EQ_INT(out->prefills, 1);
+  for (int i = 0; i < 3; i++) CHECK_EQ_INT(out->n[i], 16);
   model_params_free(&p);
 }
 
@@ -235,18 +217,17 @@ static void score(grpo_backend *be, const int32_t *completion, float *lp) {
 }
 
 TEST(decode_bf16_matches_its_training_forward) {
-  int32_t ids[3][16];
-  float lp[3][16], tf_bf[16], tf_f32[16];
-  memset(ids, 0, sizeof ids);
-  decode(fake_bf16_backend(), ids, lp);
-  CHECK(memcmp(ids[0], ids[1], sizeof ids[0]) == 0 && memcmp(ids[0], ids[2], sizeof ids[0]) == 0);
-  score(fake_bf16_backend(), ids[0], tf_bf);
-  score(grpo_backend_cpu(), ids[0], tf_f32);
+  static greedy_out d;
+  float tf_bf[16], tf_f32[16];
+  decode(fake_bf16_backend(), &d);
+  CHECK(memcmp(d.ids[0], d.ids[1], sizeof d.ids[0]) == 0 && memcmp(d.ids[0], d.ids[2], sizeof d.ids[0]) == 0);
+  score(fake_bf16_backend(), d.ids[0], tf_bf);
+  score(grpo_backend_cpu(), d.ids[0], tf_f32);
   double d_bf = 0, d_f32 = 0;
   for (int i = 0; i < 16; i++) {
-    CHECK(ids[0][i] >= 0 && ids[0][i] < VOCAB && isfinite(lp[0][i]));
-    d_bf = fmax(d_bf, fabs((double)lp[0][i] - tf_bf[i]));
-    d_f32 = fmax(d_f32, fabs((double)lp[0][i] - tf_f32[i]));
+    CHECK(d.ids[0][i] >= 0 && d.ids[0][i] < VOCAB && isfinite(d.lp[0][i]));
+    d_bf = fmax(d_bf, fabs((double)d.lp[0][i] - tf_bf[i]));
+    d_f32 = fmax(d_f32, fabs((double)d.lp[0][i] - tf_f32[i]));
   }
   printf("  decode vs training forward: bf16 %.4f, vs f32 reference %.4f\n", d_bf, d_f32);
   /* the KV-cache path and the packed path round in different places */

@@ -21,6 +21,7 @@
 #include "optim/optim.h"
 #include "rollout/policy.h"
 #include "../fake_device.h"
+#include "greedy_decode.h"
 #include "test.h"
 
 static void tiny_config(model_config *c) {
@@ -134,52 +135,31 @@ TEST(train_step_fake_device_equals_cpu) {
   for (int k = 0; k < 2; k++) free(w[k]), free(g[k]), free(m[k]), free(v[k]);
 }
 
-static void decode(grpo_backend *be, int32_t ids[3][32], float lp[3][32], int *n) {
+/* Greedy decode of 3 samples of one prompt on be (KV cache there). */
+static void decode(grpo_backend *be, greedy_out *out) {
   grpo_error err = {0};
   model_params p;
   CHECK_EQ_INT(init_params(&p, &err), GRPO_OK);
   CHECK_EQ_INT(model_params_bind(&p, be, &err), GRPO_OK);
   model_plan_opts po = {.max_tokens = 8, .max_cache_len = 40};
-  model_transformer *tf = NULL;
-  CHECK_EQ_INT(model_transformer_create(&tf, model_params_device(&p), be, &po, &err), GRPO_OK);
-  rollout_model_policy mp;
-  rollout_policy pol;
-  CHECK_EQ_INT(rollout_model_policy_init_on(&mp, &pol, tf, be, &p.cfg, 4, 40, &err), GRPO_OK);
-  CHECK((be->kind == GRPO_DEVICE_CPU) == (mp.cache.be == NULL));
-  rollout_engine *e = NULL;
-  CHECK_EQ_INT(rollout_engine_create(&e, &pol, &err), GRPO_OK);
-  rollout_engine_options o = {0};
-  rollout_sampling_defaults(&o.sampling);
-  o.sampling.temperature = 0.0f;
-  o.max_new_tokens = 24;
   const int32_t prompt[5] = {4, 8, 15, 16, 23};
-  rollout_group g = {prompt, 5, 3, 0, 0};
-  rollout_output outs[3];
-  for (int i = 0; i < 3; i++) outs[i] = (rollout_output){.ids = ids[i], .logprobs = lp[i]};
-  rollout_engine_stats st;
-  CHECK_EQ_INT(rollout_engine_generate(e, &o, &g, 1, outs, &st, &err), GRPO_OK);
-  CHECK_EQ_INT(st.prefills, 1); /* samples 1, 2 start from the copied prefix */
-  for (int i = 0; i < 3; i++) n[i] = outs[i].n;
-  rollout_engine_free(e);
-  rollout_model_policy_free(&mp);
-  model_transformer_free(tf);
+  CHECK_EQ_INT(greedy_decode(&p, be, &po, 40, prompt, 5, 24, out, &err), GRPO_OK);
+  CHECK_EQ_INT(out->prefills, 1); /* samples 1, 2 start from the copied prefix */
+  CHECK_EQ_INT(out->cache_on_be, be->kind != GRPO_DEVICE_CPU);
   model_params_free(&p);
 }
 
 TEST(greedy_decode_fake_device_equals_cpu) {
-  int32_t ic[3][32], ig[3][32];
-  float lc[3][32], lg[3][32];
-  int nc[3], ng[3];
-  memset(ic, 0, sizeof ic), memset(ig, 0, sizeof ig), memset(lc, 0, sizeof lc), memset(lg, 0, sizeof lg);
-  decode(grpo_backend_cpu(), ic, lc, nc);
-  decode(fake_device(), ig, lg, ng);
+  static greedy_out c, g;
+  decode(grpo_backend_cpu(), &c);
+  decode(fake_device(), &g);
   for (int i = 0; i < 3; i++) {
-    CHECK_EQ_INT(nc[i], 24);
-    CHECK_EQ_INT(ng[i], nc[i]);
-    CHECK(isfinite(lg[i][0]));
+    CHECK_EQ_INT(c.n[i], 24);
+    CHECK_EQ_INT(g.n[i], c.n[i]);
+    CHECK(isfinite(g.lp[i][0]));
   }
-  CHECK(memcmp(ic, ig, sizeof ic) == 0);
-  CHECK(memcmp(lc, lg, sizeof lc) == 0);
+  CHECK(memcmp(c.ids, g.ids, sizeof c.ids) == 0);
+  CHECK(memcmp(c.lp, g.lp, sizeof c.lp) == 0);
 }
 
 TEST(copy_reaches_the_device) {

@@ -36,6 +36,7 @@
 #include "../trainer/train_common.h"
 #include "checkpoints/hf_io.h"
 #include "core/cuda/backend_cuda.h"
+#include "greedy_decode.h"
 #include "model/transformer.h"
 #include "optim/optim.h"
 #include "rollout/policy.h"
@@ -46,43 +47,7 @@ static grpo_backend *gpu;
 
 /* ---- greedy decode of the fixture models: GPU == CPU ------------------------ */
 
-typedef struct decoded {
-  int n[3];
-  int32_t ids[3][64];
-  float lp[3][64];
-} decoded;
-
-static int greedy(const model_params *p, grpo_backend *be, const int32_t *prompt, int np, int ns,
-                  decoded *out, grpo_error *err) {
-  model_plan_opts po = {.max_tokens = 16, .max_cache_len = 48};
-  model_transformer *m = NULL;
-  rollout_model_policy mp;
-  rollout_policy pol;
-  rollout_engine *e = NULL;
-  int rc = model_transformer_create(&m, model_params_device(p), be, &po, err);
-  int have_mp = 0;
-  if (!rc) rc = rollout_model_policy_init_on(&mp, &pol, m, be, &p->cfg, 4, 48, err);
-  have_mp = !rc;
-  if (!rc) rc = rollout_engine_create(&e, &pol, err);
-  if (!rc) {
-    rollout_engine_options o = {0};
-    rollout_sampling_defaults(&o.sampling);
-    o.sampling.temperature = 0.0f;
-    o.max_new_tokens = ns;
-    rollout_group g = {prompt, np, 3, 0, 0};
-    rollout_output outs[3];
-    for (int i = 0; i < 3; i++) outs[i] = (rollout_output){.ids = out->ids[i], .logprobs = out->lp[i]};
-    rollout_engine_stats st;
-    rc = rollout_engine_generate(e, &o, &g, 1, outs, &st, err);
-    for (int i = 0; i < 3; i++) out->n[i] = outs[i].n;
-  }
-  rollout_engine_free(e);
-  if (have_mp) rollout_model_policy_free(&mp);
-  model_transformer_free(m);
-  return rc;
-}
-
-static void compare_decoded(const char *what, const decoded *c, const decoded *g) {
+static void compare_decoded(const char *what, const greedy_out *c, const greedy_out *g) {
   for (int i = 0; i < 3; i++) {
     CHECK_MSG(c->n[i] == g->n[i], "%s sample %d: %d tokens on cpu, %d on gpu", what, i, c->n[i], g->n[i]);
     for (int t = 0; t < c->n[i] && t < g->n[i]; t++) {
@@ -107,12 +72,14 @@ static void fixture_greedy(const char *arch) {
   CHECK_MSG(rc == GRPO_OK, "%s: bind: %s", arch, err.msg);
   CHECK(dp.dev_data && dp.dev_data != dp.data && model_params_device(&dp) != &dp);
   const int32_t prompt[6] = {1, 5, 9, 2, 7, 3};
-  decoded c, g;
+  greedy_out c, g;
   memset(&c, 0, sizeof c);
   memset(&g, 0, sizeof g);
-  CHECK_MSG(greedy(&hp, grpo_backend_cpu(), prompt, 6, 20, &c, &err) == GRPO_OK, "%s cpu: %s", arch, err.msg);
+  model_plan_opts po = {.max_tokens = 16, .max_cache_len = 48};
+  CHECK_MSG(greedy_decode(&hp, grpo_backend_cpu(), &po, 48, prompt, 6, 20, &c, &err) == GRPO_OK, "%s cpu: %s",
+            arch, err.msg);
   if (!rc) {
-    rc = greedy(&dp, gpu, prompt, 6, 20, &g, &err);
+    rc = greedy_decode(&dp, gpu, &po, 48, prompt, 6, 20, &g, &err);
     CHECK_MSG(rc == GRPO_OK, "%s gpu: %s", arch, err.msg);
     if (!rc) compare_decoded(arch, &c, &g);
   }
@@ -128,7 +95,7 @@ TEST(greedy_decode_fixtures_gpu_equals_cpu) {
 
 /* ---- the session with model.device: cuda ---------------------------------- */
 
-static int session_greedy(const char *device, const char *dtype, decoded *out, grpo_error *err) {
+static int session_greedy(const char *device, const char *dtype, greedy_out *out, grpo_error *err) {
   char dev[64], dt[64];
   snprintf(dev, sizeof dev, "model.device=%s", device);
   snprintf(dt, sizeof dt, "model.dtype=%s", dtype);
@@ -161,7 +128,7 @@ static int session_greedy(const char *device, const char *dtype, decoded *out, g
 }
 
 TEST(session_greedy_gpu_equals_cpu) {
-  decoded c, g;
+  greedy_out c, g;
   memset(&c, 0, sizeof c);
   memset(&g, 0, sizeof g);
   grpo_error err = {0};
@@ -171,7 +138,7 @@ TEST(session_greedy_gpu_equals_cpu) {
 }
 
 TEST(session_greedy_gpu_bf16) {
-  decoded c, g;
+  greedy_out c, g;
   memset(&c, 0, sizeof c);
   memset(&g, 0, sizeof g);
   grpo_error err = {0};
@@ -196,20 +163,15 @@ TEST(session_greedy_gpu_bf16) {
 /* device "cuda" trains in float32, "cuda-bf16" in bf16 */
 static int run_train(const char *name, const char *device, const char *steps, const char *resume,
                      char *dir, size_t cap, grpo_error *err) {
-  char od[600], dev[64];
+  char dev[64];
   int bf16 = strcmp(device, "cuda-bf16") == 0;
   snprintf(dir, cap, "%s/%s", g_tmp, name);
-  snprintf(od, sizeof od, "output_dir=%s", dir);
   snprintf(dev, sizeof dev, "model.device=%s", bf16 ? "cuda" : device);
-  const char *extra[] = {od, dev, bf16 ? "model.dtype=bfloat16" : "model.dtype=auto", steps,
-                         "trainer.beta=0.04", "checkpoint.every_steps=1",
+  const char *dtype = bf16 ? "model.dtype=bfloat16"
+                      : strcmp(device, "cuda") == 0 ? "model.dtype=float32" : "model.dtype=auto";
+  const char *extra[] = {dev, dtype, steps, "trainer.beta=0.04", "checkpoint.every_steps=1",
                          "checkpoint.save_optimizer=true", resume, NULL};
-  if (!bf16 && strcmp(device, "cuda") == 0) extra[2] = "model.dtype=float32";
-  grpo_config cfg;
-  int rc = train_config(&cfg, extra, err);
-  if (!rc) rc = trainer_train(&cfg, MPI_COMM_WORLD, NULL, err);
-  grpo_config_free(&cfg);
-  return rc;
+  return train_run(dir, extra, MPI_COMM_WORLD, NULL, err);
 }
 
 TEST(grpo_two_steps_gpu_matches_cpu) {

@@ -27,20 +27,15 @@ static char g_tmp[256];
 /* be NULL: the CPU; else model.device: cuda on be. */
 static int run_train(const char *name, grpo_backend *be, const char *steps, const char *resume,
                      char *dir, size_t cap, grpo_error *err) {
-  char od[600];
   snprintf(dir, cap, "%s/%s", g_tmp, name);
-  snprintf(od, sizeof od, "output_dir=%s", dir);
   const char *dtype = !be ? "model.dtype=auto"
                       : be->act_dtype == GRPO_BF16 ? "model.dtype=bfloat16" : "model.dtype=float32";
-  const char *extra[] = {od, be ? "model.device=cuda" : "model.device=cpu", dtype, steps,
+  const char *extra[] = {be ? "model.device=cuda" : "model.device=cpu", dtype, steps,
                          "trainer.beta=0.04", "checkpoint.every_steps=1",
                          "checkpoint.save_optimizer=true", "trainer.eval_on_start=true", resume, NULL};
-  grpo_config cfg;
-  int rc = train_config(&cfg, extra, err);
   trainer_session_device_override(be);
-  if (!rc) rc = trainer_train(&cfg, MPI_COMM_WORLD, NULL, err);
+  int rc = train_run(dir, extra, MPI_COMM_WORLD, NULL, err);
   trainer_session_device_override(NULL);
-  grpo_config_free(&cfg);
   return rc;
 }
 

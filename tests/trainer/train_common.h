@@ -31,6 +31,23 @@ static inline int train_config(grpo_config *cfg, const char *const *extra, grpo_
   return grpo_config_load(cfg, NULL, n, over, err);
 }
 
+/* Trains the base config plus extra (NULL-terminated) with its output in
+ * dir, over comm; summary may be NULL. The config's status, else the run's. */
+static inline int train_run(const char *dir, const char *const *extra, MPI_Comm comm,
+                            trainer_summary *summary, grpo_error *err) {
+  char od[1100];
+  snprintf(od, sizeof od, "output_dir=%s", dir);
+  const char *over[48] = {od};
+  int n = 1;
+  for (int i = 0; extra && extra[i] && n < 47; i++) over[n++] = extra[i];
+  grpo_config cfg;
+  int rc = train_config(&cfg, over, err);
+  if (rc) return rc;
+  rc = trainer_train(&cfg, comm, summary, err);
+  grpo_config_free(&cfg);
+  return rc;
+}
+
 /* A metric of a run's metrics.jsonl over its steps: the last value (want_max
  * 0) or the largest (1); -1 when absent. */
 static inline double scan_metric(const char *dir, const char *name, int want_max) {
